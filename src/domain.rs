@@ -1,0 +1,144 @@
+//! Domain types shared by handlers and the database layer: roles, booking
+//! statuses, dates in the seed format, names and pagination.
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// What a user may do; stored as the `user_role` enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, sqlx::Type)]
+#[sqlx(type_name = "user_role", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    #[default]
+    Guest,
+    Staff,
+    Admin,
+}
+
+/// A booking's life cycle, stored as the `booking_status` enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[sqlx(type_name = "booking_status", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum BookingStatus {
+    Confirmed,
+    CheckedIn,
+    CheckedOut,
+    Cancelled,
+    NoShow,
+}
+
+/// Parses the date of `POST /book`: `dd.mm.yy`, `dd/mm/yy` or `YYYY-MM-DD`.
+/// Two-digit years follow chrono's `%y`: 00-68 are 20xx, 69-99 are 19xx.
+pub fn parse_seed_date(text: &str) -> Result<NaiveDate> {
+    let text = text.trim();
+    let parsed = match text.as_bytes() {
+        [_, _, b'.', _, _, b'.', _, _] => NaiveDate::parse_from_str(text, "%d.%m.%y"),
+        [_, _, b'/', _, _, b'/', _, _] => NaiveDate::parse_from_str(text, "%d/%m/%y"),
+        [_, _, _, _, b'-', _, _, b'-', _, _] => NaiveDate::parse_from_str(text, "%Y-%m-%d"),
+        _ => {
+            return Err(Error::invalid(
+                "invalid_date",
+                format!("`{text}` is not a date in the form dd.mm.yy, dd/mm/yy or YYYY-MM-DD"),
+            ));
+        }
+    };
+    parsed.map_err(|_| Error::invalid("invalid_date", format!("`{text}` is not a valid date")))
+}
+
+/// A trimmed, non-empty name of at most [`Name::MAX_LEN`] characters.
+pub struct Name;
+
+impl Name {
+    pub const MAX_LEN: usize = 100;
+
+    pub fn parse(field: &str, value: &str) -> Result<String> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(Error::validation(format!("`{field}` must not be empty")));
+        }
+        if value.chars().count() > Self::MAX_LEN {
+            return Err(Error::validation(format!(
+                "`{field}` must be at most {} characters",
+                Self::MAX_LEN
+            )));
+        }
+        Ok(value.to_owned())
+    }
+}
+
+/// `?page=1&per_page=20` of every list.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default)]
+pub struct Pagination {
+    pub page: i64,
+    pub per_page: i64,
+}
+
+impl Default for Pagination {
+    fn default() -> Self {
+        Pagination { page: 1, per_page: 20 }
+    }
+}
+
+impl Pagination {
+    pub const MAX_PER_PAGE: i64 = 100;
+
+    /// Checks the bounds and answers `(limit, offset)` for SQL.
+    pub fn limit_offset(self) -> Result<(i64, i64)> {
+        if self.page < 1 {
+            return Err(Error::validation("`page` must be at least 1"));
+        }
+        if !(1..=Self::MAX_PER_PAGE).contains(&self.per_page) {
+            return Err(Error::validation(format!(
+                "`per_page` must be between 1 and {}",
+                Self::MAX_PER_PAGE
+            )));
+        }
+        let offset = (self.page - 1)
+            .checked_mul(self.per_page)
+            .ok_or_else(|| Error::validation("`page` is too large"))?;
+        Ok((self.per_page, offset))
+    }
+}
+
+/// One page of a list: `{"items", "page", "per_page", "total"}`.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub page: i64,
+    pub per_page: i64,
+    pub total: i64,
+}
+
+impl<T> Page<T> {
+    pub fn new(pagination: Pagination, items: Vec<T>, total: i64) -> Self {
+        Page { items, page: pagination.page, per_page: pagination.per_page, total }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).expect("valid test date")
+    }
+
+    #[test]
+    fn seed_dates_in_all_three_forms() {
+        assert_eq!(parse_seed_date("24.11.26").ok(), Some(date(2026, 11, 24)));
+        assert_eq!(parse_seed_date("24/11/26").ok(), Some(date(2026, 11, 24)));
+        assert_eq!(parse_seed_date("2026-11-24").ok(), Some(date(2026, 11, 24)));
+        assert_eq!(parse_seed_date("01.01.68").ok(), Some(date(2068, 1, 1)));
+    }
+
+    #[test]
+    fn impossible_and_odd_dates_are_refused() {
+        for text in ["31.02.26", "29.02.27", "00.01.26", "1.2.26", "24-11-26", "2026/11/24", "", "24.11.2026"] {
+            assert!(parse_seed_date(text).is_err(), "{text} should be refused");
+        }
+        assert_eq!(parse_seed_date("29.02.28").ok(), Some(date(2028, 2, 29)));
+    }
+}

@@ -1,0 +1,18 @@
+//! HTTP in, HTTP out: extract, validate into domain types, call one `db`
+//! function, shape the answer. No SQL here.
+
+pub mod book;
+pub mod health;
+pub mod rooms;
+pub mod users;
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::extract::Json;
+
+/// `201 Created` with a `Location` header and the created resource.
+fn created<T: Serialize>(location: String, body: T) -> Response {
+    (StatusCode::CREATED, [(header::LOCATION, location)], Json(body)).into_response()
+}

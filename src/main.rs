@@ -1,0 +1,29 @@
+//! The `room-booking` binary: read the configuration, hand over to the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use room_booking::config::{Cli, Command};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = match EnvFilter::try_new(&cli.config.log_filter) {
+        Ok(filter) => filter,
+        Err(error) => {
+            eprintln!("room-booking: invalid log filter (RUST_LOG / --log): {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let command = cli.command.unwrap_or(Command::Serve(Default::default()));
+    match room_booking::run(cli.config, command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "room-booking stopped");
+            eprintln!("room-booking: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
