@@ -1,0 +1,240 @@
+//! The one test harness: a PostgreSQL per test binary (the service's own
+//! managed PostgreSQL, or the server of `DATABASE_URL` when set), a fresh
+//! migrated database per test, and the real Router driven over HTTP.
+//!
+//! `#[sqlx::test]` would need `DATABASE_URL` set before the tests start;
+//! `cargo test` must work with nothing set, so this does the same job on the
+//! service's managed PostgreSQL: migrate a template once, clone it per test.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use room_booking::managed_db::{ClusterOptions, ManagedPostgres};
+use room_booking::{AppState, app, db};
+use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::OnceCell;
+use tower::ServiceExt;
+
+struct Server {
+    options: PgConnectOptions,
+    template: String,
+    /// Kept so the server lives as long as the test binary.
+    _managed: Option<ManagedPostgres>,
+}
+
+static SERVER: OnceCell<Server> = OnceCell::const_new();
+static NEXT_DATABASE: AtomicUsize = AtomicUsize::new(0);
+
+const TEST_DIR_PREFIX: &str = "room-booking-test-";
+
+async fn server() -> &'static Server {
+    SERVER.get_or_init(start_server).await
+}
+
+async fn start_server() -> Server {
+    let pid = std::process::id();
+    let (options, managed) = match std::env::var("DATABASE_URL") {
+        Ok(url) => (url.parse::<PgConnectOptions>().expect("DATABASE_URL is a PostgreSQL URL"), None),
+        Err(_) => {
+            remove_stale_clusters();
+            let dir = std::env::temp_dir().join(format!("{TEST_DIR_PREFIX}{pid}"));
+            let server = ManagedPostgres::start(&dir, &ClusterOptions { ephemeral: true })
+                .await
+                .unwrap_or_else(|error| panic!("cannot start the test PostgreSQL: {error}"));
+            (server.connect_options("postgres"), Some(server))
+        }
+    };
+    let template = format!("rbtest_{pid}_template");
+    let mut admin = PgConnection::connect_with(&options.clone().database("postgres"))
+        .await
+        .expect("connect to the test server");
+    drop_stale_databases(&mut admin).await;
+    execute(&mut admin, &format!("create database {template}")).await;
+    admin.close().await.ok();
+
+    let pool = PgPool::connect_with(options.clone().database(&template)).await.expect("connect to the template");
+    db::MIGRATOR.run(&pool).await.expect("migrate the template database");
+    pool.close().await;
+    Server { options, template, _managed: managed }
+}
+
+/// Test clusters whose test binary is gone.
+fn remove_stale_clusters() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|name| name.strip_prefix(TEST_DIR_PREFIX)) else { continue };
+        if !PathBuf::from(format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Databases of earlier runs against a `DATABASE_URL` server whose test binary is gone.
+async fn drop_stale_databases(admin: &mut PgConnection) {
+    let names: Vec<String> = sqlx::query_scalar("select datname from pg_database where datname like 'rbtest\\_%'")
+        .fetch_all(&mut *admin)
+        .await
+        .expect("list test databases");
+    for name in names {
+        let pid = name.split('_').nth(1).unwrap_or_default();
+        if !PathBuf::from(format!("/proc/{pid}")).exists() {
+            execute(admin, &format!("drop database if exists {name} with (force)")).await;
+        }
+    }
+}
+
+async fn execute(conn: &mut PgConnection, sql: &str) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(conn)
+        .await
+        .unwrap_or_else(|error| panic!("{sql}: {error}"));
+}
+
+/// The service on a fresh, migrated database of its own.
+pub struct TestApp {
+    pub pool: PgPool,
+    router: Router,
+}
+
+/// An answer: status, headers and the JSON body (`Value::Null` when empty).
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl TestResponse {
+    /// The problem document's `code`.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or_default()
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|value| value.to_str().ok()).unwrap_or_default()
+    }
+
+    /// Asserts an RFC 9457 problem document with this status and code.
+    #[track_caller]
+    pub fn assert_problem(&self, status: StatusCode, code: &str) {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        assert_eq!(self.header("content-type"), "application/problem+json");
+        assert_eq!(self.body["status"], status.as_u16());
+        assert_eq!(self.code(), code, "body: {}", self.body);
+        assert!(self.body["title"].is_string() && self.body["detail"].is_string() && self.body["type"].is_string());
+    }
+}
+
+impl TestApp {
+    pub async fn new() -> TestApp {
+        let server = server().await;
+        let name = format!("rbtest_{}_{}", std::process::id(), NEXT_DATABASE.fetch_add(1, Ordering::Relaxed));
+        let mut admin = PgConnection::connect_with(&server.options.clone().database("postgres"))
+            .await
+            .expect("connect to the test server");
+        execute(&mut admin, &format!("create database {name} template {}", server.template)).await;
+        admin.close().await.ok();
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .connect_with(server.options.clone().database(&name))
+            .await
+            .expect("connect to the test database");
+        let state = AppState { pool: pool.clone(), request_timeout: Duration::from_secs(30) };
+        TestApp { pool, router: app(state) }
+    }
+
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// Sends a request with an optional JSON body through the Router.
+    pub async fn request(&self, method: Method, path: &str, body: Option<Value>) -> TestResponse {
+        let mut request = Request::builder().method(method).uri(path);
+        let body = match body {
+            Some(json) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(json.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(request.body(body).expect("a valid request")).await
+    }
+
+    /// Sends a raw body with `content-type: application/json`.
+    pub async fn send_raw(&self, method: Method, path: &str, body: &str) -> TestResponse {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_owned()))
+            .expect("a valid request");
+        self.send(request).await
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        let response = self.router.clone().oneshot(request).await.expect("the router answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.expect("a readable body").to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        TestResponse { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.request(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> TestResponse {
+        self.request(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> TestResponse {
+        self.request(Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> TestResponse {
+        self.request(Method::DELETE, path, None).await
+    }
+
+    /// Serves the app on a real listener (`127.0.0.1:0`) and answers its base URL.
+    pub async fn serve(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a test port");
+        let addr = listener.local_addr().expect("a local address");
+        let router = self.router.clone();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        format!("http://{addr}")
+    }
+
+    /// Creates a room in the default hotel through the API.
+    pub async fn create_room(&self, name: &str) -> Value {
+        let response = self.post("/rooms", serde_json::json!({ "name": name })).await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
+        response.body
+    }
+
+    /// Creates a guest through the API.
+    pub async fn create_user(&self, name: &str) -> Value {
+        let response = self.post("/users", serde_json::json!({ "name": name })).await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
+        response.body
+    }
+
+    /// A row count, for checking what a request left in the database.
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await.expect("count query")
+    }
+}

@@ -1,0 +1,347 @@
+#!/usr/bin/env bash
+# Benchmark of POST /book (SPEC section 5), in one command from the repository root:
+#
+#   bash wrk/bench.sh            # 20 s per step, about 5 minutes plus the build
+#   bash wrk/bench.sh --quick    # 3 s per step, a smoke run
+#
+# Builds the release binary, starts it on a fresh self-managed PostgreSQL in a
+# temporary directory (or on DATABASE_URL when set), creates ROOM0..49,
+# user0..49 and the large inventory BIG0..BIG_ROOMS-1, then for two workloads
+#   seed    wrk/post_book.lua    50 rooms x nights 0..30: mostly 409 after the start
+#   insert  wrk/insert_book.lua  BIG_ROOMS rooms x nights 1..365: mostly 201
+# and each of -t4 -c10, -t8 -c20, -t8 -c80 it empties `bookings`, runs wrk for
+# BENCH_DURATION seconds, empties `bookings` again and runs pgbench for as long
+# at the same concurrency on the very SQL statement the handler sends
+# (src/db/book.sql, parameters replaced by pgbench variables of the same
+# ranges). After every run it counts overlapping live bookings with SQL.
+# Results: wrk/results/latest.{md,json} and wrk/results/<UTC date-time>.{md,json}.
+#
+# Environment:
+#   PORT            HTTP port on 127.0.0.1 (default 3000; must be free)
+#   BENCH_DURATION  seconds per wrk and per pgbench run (default 20; --quick: 3)
+#   BIG_ROOMS       size of the large inventory (default 2000)
+#   TOKEN           passed to the wrk scripts (Authorization: Bearer) and setup calls
+#   DATABASE_URL    use this PostgreSQL instead of a managed one. WARNING: the
+#                   benchmark deletes every booking in that database.
+#   POOL_SIZE, RUST_LOG, REQUEST_TIMEOUT, ...   read by the service itself
+#   BENCH_KEEP=1    keep the temporary directory (database, service log)
+set -euo pipefail
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+
+DURATION="${BENCH_DURATION:-20}"
+for arg in "$@"; do
+    case "$arg" in
+        --quick) DURATION="${BENCH_DURATION:-3}" ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "bench.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+    esac
+done
+COMMAND_LINE="bash wrk/bench.sh${*:+ $*}"
+[[ -n "${BENCH_DURATION:-}" ]] && COMMAND_LINE="BENCH_DURATION=$BENCH_DURATION $COMMAND_LINE"
+PORT="${PORT:-3000}"
+BIG_ROOMS="${BIG_ROOMS:-2000}"
+BIG_NIGHTS=365
+export BIG_ROOMS BIG_NIGHTS
+CONFIGS=("4 10" "8 20" "8 80")   # wrk threads, connections
+WORKLOADS=(seed insert)
+
+die() { echo "bench.sh: $*" >&2; exit 1; }
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+[[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || die "BENCH_DURATION must be a whole number of seconds, not '$DURATION'"
+[[ "$PORT" =~ ^[0-9]+$ ]] || die "PORT must be a number, not '$PORT'"
+[[ "$BIG_ROOMS" =~ ^[1-9][0-9]*$ ]] || die "BIG_ROOMS must be a positive number, not '$BIG_ROOMS'"
+
+# --- Tools -----------------------------------------------------------------
+need() {
+    command -v "$1" >/dev/null 2>&1 || die "'$1' not found. $2"
+}
+need wrk "Install it with: apt-get install -y wrk"
+need pgbench "It comes with the PostgreSQL client: apt-get install -y postgresql-client (or postgresql-contrib)"
+need psql "Install it with: apt-get install -y postgresql-client"
+need curl "Install it with: apt-get install -y curl"
+need python3 "Install it with: apt-get install -y python3"
+need cargo "Install Rust from https://rustup.rs"
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+BENCH_DIR="$ROOT/wrk"
+RESULTS_DIR="$BENCH_DIR/results"
+BOOK_SQL="$ROOT/src/db/book.sql"
+BIN="$ROOT/target/release/room-booking"
+BASE_URL="http://127.0.0.1:$PORT"
+[[ -f "$BOOK_SQL" ]] || die "$BOOK_SQL not found"
+
+if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    die "port $PORT on 127.0.0.1 is already in use; stop what listens there or set PORT"
+fi
+
+# --- Temporary directory, clean-up ---------------------------------------------
+RUN_DIR="$(mktemp -d "${TMPDIR:-/tmp}/room-booking-bench.XXXXXX")"
+# As root the service runs PostgreSQL as an unprivileged user, who must reach the data directory.
+chmod 755 "$RUN_DIR"
+SERVICE_LOG="$RUN_DIR/service.log"
+SERVICE_PID=""
+
+stop_service() {
+    if [[ -n "$SERVICE_PID" ]] && kill -0 "$SERVICE_PID" 2>/dev/null; then
+        log "Stopping the service (pid $SERVICE_PID)"
+        kill -TERM "$SERVICE_PID" 2>/dev/null || true
+        for _ in $(seq 1 300); do
+            kill -0 "$SERVICE_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$SERVICE_PID" 2>/dev/null; then
+            echo "bench.sh: the service did not stop within 30 s; killing it" >&2
+            kill -KILL "$SERVICE_PID" 2>/dev/null || true
+        fi
+        wait "$SERVICE_PID" 2>/dev/null || true
+    fi
+    SERVICE_PID=""
+}
+
+on_exit() {
+    local status=$?
+    trap - EXIT INT TERM
+    stop_service
+    if [[ $status -ne 0 || "${BENCH_KEEP:-}" == 1 ]]; then
+        echo "bench.sh: kept $RUN_DIR (service log: $SERVICE_LOG)" >&2
+        if [[ $status -ne 0 && -f "$SERVICE_LOG" ]]; then
+            echo "--- last lines of the service log ---" >&2
+            tail -n 20 "$SERVICE_LOG" >&2 || true
+        fi
+    else
+        rm -rf "$RUN_DIR"
+    fi
+    exit "$status"
+}
+trap on_exit EXIT
+trap 'echo "bench.sh: interrupted" >&2; exit 130' INT
+trap 'echo "bench.sh: terminated" >&2; exit 143' TERM
+
+# --- Build and start ---------------------------------------------------------
+log "Building the release binary"
+cargo build --release
+
+if [[ -n "${DATABASE_URL:-}" ]]; then
+    echo "bench.sh: using DATABASE_URL; every booking in that database will be deleted" >&2
+    DB_URL="$DATABASE_URL"
+    "$BIN" --bind "127.0.0.1:$PORT" >"$SERVICE_LOG" 2>&1 &
+else
+    DATA_DIR="$RUN_DIR/pgdata"
+    DB_URL="postgresql://postgres@/room_booking?host=$DATA_DIR"
+    "$BIN" --bind "127.0.0.1:$PORT" --data-dir "$DATA_DIR" >"$SERVICE_LOG" 2>&1 &
+fi
+SERVICE_PID=$!
+log "Starting the service (pid $SERVICE_PID, log $SERVICE_LOG)"
+for i in $(seq 1 600); do
+    if curl -sf -o /dev/null "$BASE_URL/health"; then break; fi
+    kill -0 "$SERVICE_PID" 2>/dev/null || die "the service exited during start-up"
+    [[ $i -eq 600 ]] && die "the service did not answer $BASE_URL/health within 120 s"
+    sleep 0.2
+done
+curl -sf -o /dev/null "$BASE_URL/ready" || die "$BASE_URL/ready does not answer 200 (database unreachable?)"
+
+sql() { psql "$DB_URL" -X -q -v ON_ERROR_STOP=1 -At "$@"; }
+sql -c 'select 1' >/dev/null || die "psql cannot connect to the service's database ($DB_URL)"
+
+# --- Inventory -----------------------------------------------------------------
+AUTH=()
+[[ -n "${TOKEN:-}" ]] && AUTH=(-H "Authorization: Bearer $TOKEN")
+create() { # path name: 201 created or 409 already there
+    local code
+    code=$(curl -s -o /dev/null -w '%{http_code}' "${AUTH[@]}" -H 'content-type: application/json' \
+        -d "{\"name\":\"$2\"}" "$BASE_URL$1")
+    [[ "$code" == 201 || "$code" == 409 ]] || die "POST $1 {\"name\":\"$2\"} answered $code"
+}
+log "Creating ROOM0..49 and user0..49 over HTTP"
+for i in $(seq 0 49); do
+    create /rooms "ROOM$i"
+    create /users "user$i"
+done
+log "Creating BIG0..$((BIG_ROOMS - 1)) with SQL"
+sql -c "insert into rooms (hotel_id, room_type_id, name)
+        select h.id, rt.id, 'BIG' || g
+        from hotels h
+        join room_types rt on rt.hotel_id = h.id and rt.is_default
+        cross join generate_series(0, $BIG_ROOMS - 1) g
+        where h.is_default
+        on conflict (hotel_id, name) do nothing"
+have=$(sql -c "select count(*) from rooms r join hotels h on h.id = r.hotel_id
+               where h.is_default and (r.name ~ '^ROOM([0-9]|[1-4][0-9])$'
+                                       or (r.name ~ '^BIG[0-9]+$' and substr(r.name, 4)::int < $BIG_ROOMS))")
+[[ "$have" -eq $((50 + BIG_ROOMS)) ]] || die "expected $((50 + BIG_ROOMS)) benchmark rooms in the default hotel, found $have"
+
+# --- pgbench scripts, generated from the handler's SQL --------------------------------
+# $1 room name, $2 user name, $3 the night; the night is counted from today in
+# UTC, as the wrk scripts do.
+gen_pgbench() { # out room_prefix room_max night_min night_max
+    python3 - "$BOOK_SQL" "$@" <<'PY'
+import re, sys
+src, out, prefix, room_max, night_min, night_max = sys.argv[1:]
+lines = [l.rstrip() for l in open(src) if not l.lstrip().startswith("--")]
+statement = "\n".join(l for l in lines if l.strip()).strip().rstrip(";").strip()
+params = {
+    "1": f"('{prefix}' || :r::text)",
+    "2": "('user' || :u::text)",
+    "3": "((now() at time zone 'UTC')::date + :d::int)",
+}
+found = set(re.findall(r"\$(\d+)", statement))
+if found != set(params):
+    sys.exit(f"{src}: expected parameters $1, $2, $3, found {sorted(found)}; update wrk/bench.sh")
+statement = re.sub(r"\$(\d+)", lambda m: params[m.group(1)], statement)
+with open(out, "w") as f:
+    f.write(f"\\set r random(0, {room_max})\n\\set u random(0, 49)\n"
+            f"\\set d random({night_min}, {night_max})\n{statement};\n")
+PY
+}
+gen_pgbench "$RUN_DIR/seed.pgbench" ROOM 49 0 30
+gen_pgbench "$RUN_DIR/insert.pgbench" BIG $((BIG_ROOMS - 1)) 1 "$BIG_NIGHTS"
+
+reset_bookings() { sql -c 'truncate bookings cascade' -c 'checkpoint'; }
+count_bookings() { sql -c 'select count(*) from bookings'; }
+count_overlaps() {
+    sql -c "select count(*)
+            from bookings a
+            join bookings b on b.room_id = a.room_id and a.id < b.id and a.stay && b.stay
+            where a.status not in ('cancelled', 'no_show')
+              and b.status not in ('cancelled', 'no_show')"
+}
+
+# Check both pgbench scripts: they run, and the insert one books.
+log "Checking the generated pgbench scripts"
+reset_bookings
+for w in seed insert; do
+    pgbench -n -M prepared -c 1 -j 1 -t 20 -f "$RUN_DIR/$w.pgbench" "$DB_URL" >"$RUN_DIR/check-$w.out" 2>&1 \
+        || { cat "$RUN_DIR/check-$w.out" >&2; die "pgbench failed on $RUN_DIR/$w.pgbench"; }
+done
+[[ "$(count_bookings)" -ge 30 ]] || die "the pgbench scripts booked fewer nights than expected ($(count_bookings) of 40)"
+
+# --- Runs ------------------------------------------------------------------------------
+RESULTS_TSV="$RUN_DIR/results.tsv"
+: >"$RESULTS_TSV"
+for workload in "${WORKLOADS[@]}"; do
+    case "$workload" in
+        seed) lua="$BENCH_DIR/post_book.lua" ;;
+        insert) lua="$BENCH_DIR/insert_book.lua" ;;
+    esac
+    for config in "${CONFIGS[@]}"; do
+        read -r threads conns <<<"$config"
+        jobs=$(( threads < conns ? threads : conns ))
+        tag="$workload-t$threads-c$conns"
+
+        log "$workload: wrk -t$threads -c$conns -d${DURATION}s"
+        reset_bookings
+        wrk -t"$threads" -c"$conns" -d"${DURATION}s" -s "$lua" "$BASE_URL" >"$RUN_DIR/$tag.wrk" 2>&1 \
+            || { cat "$RUN_DIR/$tag.wrk" >&2; die "wrk failed"; }
+        grep -q '^STATUS ' "$RUN_DIR/$tag.wrk" || { cat "$RUN_DIR/$tag.wrk" >&2; die "no STATUS line in wrk's output"; }
+        kill -0 "$SERVICE_PID" 2>/dev/null || die "the service died during the run"
+        svc_rows=$(count_bookings)
+        svc_overlaps=$(count_overlaps)
+
+        log "$workload: pgbench -c$conns -j$jobs -T$DURATION"
+        reset_bookings
+        pgbench -n -M prepared -c "$conns" -j "$jobs" -T "$DURATION" -f "$RUN_DIR/$workload.pgbench" "$DB_URL" \
+            >"$RUN_DIR/$tag.pgbench" 2>&1 || { cat "$RUN_DIR/$tag.pgbench" >&2; die "pgbench failed"; }
+        tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$RUN_DIR/$tag.pgbench" | tail -n 1)
+        [[ -n "$tps" ]] || { cat "$RUN_DIR/$tag.pgbench" >&2; die "no tps in pgbench's output"; }
+        db_xacts=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$RUN_DIR/$tag.pgbench")
+        db_rows=$(count_bookings)
+        db_overlaps=$(count_overlaps)
+
+        python3 - "$RUN_DIR/$tag.wrk" "$workload" "$threads" "$conns" "$tps" "${db_xacts:-0}" \
+            "$db_rows" "$svc_rows" "$((svc_overlaps + db_overlaps))" >>"$RESULTS_TSV" <<'PY'
+import json, sys
+path, workload, threads, conns, tps, db_xacts, db_rows, svc_rows, overlaps = sys.argv[1:]
+out = {}
+for line in open(path):
+    key, _, rest = line.strip().partition(" ")
+    out[key] = rest
+status = json.loads(out["STATUS"])
+p50, p99 = (int(x) for x in out["LATENCY"].split())
+requests, duration_us = (int(x) for x in out["REQUESTS"].split())
+print(json.dumps({
+    "workload": workload, "threads": int(threads), "connections": int(conns),
+    "rps": requests / (duration_us / 1e6), "p50_ms": p50 / 1000, "p99_ms": p99 / 1000,
+    "status": status, "db_tps": float(tps),
+    "errors": json.loads(out["ERRORS"]), "requests": requests,
+    "service_rows": int(svc_rows), "db_xacts": int(db_xacts), "db_rows": int(db_rows),
+    "overlaps": int(overlaps),
+}))
+PY
+        tail -n 1 "$RESULTS_TSV" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(f"    service {r["rps"]:.0f} req/s, p99 {r["p99_ms"]:.1f} ms, {r["status"]}; database {r["db_tps"]:.0f} tps")' >&2
+    done
+done
+stop_service
+
+# --- Report ----------------------------------------------------------------------------
+mkdir -p "$RESULTS_DIR"
+STAMP="$(date -u +%Y-%m-%d-%H%M)"
+MACHINE="$(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+python3 - "$RESULTS_TSV" "$RESULTS_DIR" "$STAMP" "$MACHINE" "$COMMAND_LINE" "$DURATION" \
+    "${POOL_SIZE:-10 (default)}" "${DATABASE_URL:+DATABASE_URL}" "$BIG_ROOMS" <<'PY'
+import datetime, json, shutil, sys
+tsv, results_dir, stamp, machine, command, duration, pool, external, big_rooms = sys.argv[1:]
+runs = [json.loads(l) for l in open(tsv) if l.strip()]
+now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+
+def share(run, code):
+    total = sum(run["status"].values())
+    return 100 * run["status"].get(code, 0) / total if total else 0.0
+
+doc = {"date": now, "machine": machine, "command": command, "workloads": {}, "overlaps": 0}
+for r in runs:
+    doc["workloads"].setdefault(r["workload"], []).append({
+        "threads": r["threads"], "connections": r["connections"], "rps": round(r["rps"], 1),
+        "p50_ms": round(r["p50_ms"], 3), "p99_ms": round(r["p99_ms"], 3),
+        "status": r["status"], "db_tps": round(r["db_tps"], 1),
+        "ratio": round(r["rps"] / r["db_tps"], 3) if r["db_tps"] else None,
+    })
+    doc["overlaps"] += r["overlaps"]
+
+md = [f"# POST /book benchmark, {now}", "",
+      f"- Machine: {machine}",
+      f"- Command: `{command}` ({duration} s per wrk and per pgbench run)",
+      f"- Database: {'external (DATABASE_URL)' if external else 'managed by the service (fresh data directory)'}; "
+      f"service pool size {pool}",
+      f"- seed: `wrk/post_book.lua`, ROOM0..49 x user0..49 x nights 0..30; "
+      f"insert: `wrk/insert_book.lua`, BIG0..{int(big_rooms) - 1} x user0..49 x nights 1..365",
+      "- db tps: pgbench on the statement of `src/db/book.sql` with the same ranges, "
+      "same number of connections; ratio = service rps / db tps", "",
+      "| workload | threads | connections | rps | p50 ms | p99 ms | % 201 | % 409 | % other | db tps | ratio |",
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+for r in runs:
+    s201, s409 = share(r, "201"), share(r, "409")
+    ratio = f"{r['rps'] / r['db_tps']:.2f}" if r["db_tps"] else "-"
+    md.append(f"| {r['workload']} | {r['threads']} | {r['connections']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | "
+              f"{r['p99_ms']:.2f} | {s201:.1f} | {s409:.1f} | {100 - s201 - s409:.1f} | {r['db_tps']:.0f} | {ratio} |")
+md.append("")
+notes = []
+for r in runs:
+    other = {k: v for k, v in r["status"].items() if k not in ("201", "409")}
+    errors = {k: v for k, v in r["errors"].items() if v}
+    if other or errors:
+        notes.append(f"- {r['workload']} -t{r['threads']} -c{r['connections']}: "
+                     + ", ".join([f"{v} x {k}" for k, v in sorted(other.items())]
+                                 + [f"{v} socket {k} errors" for k, v in sorted(errors.items())]))
+md += ["Other answers and socket errors:", ""] + (notes or ["- none"]) + [""]
+md += ["Rows booked per run (service 201s vs. pgbench transactions that inserted):", ""]
+for r in runs:
+    ins = 100 * r["db_rows"] / r["db_xacts"] if r["db_xacts"] else 0
+    md.append(f"- {r['workload']} -c{r['connections']}: service {r['service_rows']} rows "
+              f"({r['status'].get('201', 0)} x 201); pgbench {r['db_rows']} rows of {r['db_xacts']} "
+              f"transactions ({ins:.1f} %)")
+md += ["", f"Overlapping live bookings (SQL self-join, checked after each of the {2 * len(runs)} runs): "
+       f"**{doc['overlaps']}**", ""]
+
+text = "\n".join(md)
+for name in ("latest", stamp):
+    with open(f"{results_dir}/{name}.md", "w") as f:
+        f.write(text)
+    with open(f"{results_dir}/{name}.json", "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+print(text)
+print(f"Written: wrk/results/latest.{{md,json}} and wrk/results/{stamp}.{{md,json}}")
+PY
