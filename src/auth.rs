@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};

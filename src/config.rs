@@ -8,7 +8,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "room-booking", version, about = "A REST service for booking hotel rooms")]
+#[command(
+    name = "room-booking",
+    version,
+    about = "A REST service for booking hotel rooms"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub config: Config,
@@ -35,7 +39,12 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Address to listen on.
-    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:3000", global = true)]
+    #[arg(
+        long,
+        env = "BIND_ADDR",
+        default_value = "127.0.0.1:3000",
+        global = true
+    )]
     pub bind: SocketAddr,
 
     /// PostgreSQL server to use. When unset, the service runs its own PostgreSQL
@@ -65,7 +74,9 @@ pub struct Config {
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let seconds: f64 = text.parse().map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
     if !(seconds > 0.0 && seconds.is_finite()) {
         return Err(format!("`{text}` must be a positive number of seconds"));
     }

@@ -78,7 +78,10 @@ pub struct Pagination {
 
 impl Default for Pagination {
     fn default() -> Self {
-        Pagination { page: 1, per_page: 20 }
+        Pagination {
+            page: 1,
+            per_page: 20,
+        }
     }
 }
 
@@ -114,7 +117,12 @@ pub struct Page<T> {
 
 impl<T> Page<T> {
     pub fn new(pagination: Pagination, items: Vec<T>, total: i64) -> Self {
-        Page { items, page: pagination.page, per_page: pagination.per_page, total }
+        Page {
+            items,
+            page: pagination.page,
+            per_page: pagination.per_page,
+            total,
+        }
     }
 }
 
@@ -136,7 +144,16 @@ mod tests {
 
     #[test]
     fn impossible_and_odd_dates_are_refused() {
-        for text in ["31.02.26", "29.02.27", "00.01.26", "1.2.26", "24-11-26", "2026/11/24", "", "24.11.2026"] {
+        for text in [
+            "31.02.26",
+            "29.02.27",
+            "00.01.26",
+            "1.2.26",
+            "24-11-26",
+            "2026/11/24",
+            "",
+            "24.11.2026",
+        ] {
             assert!(parse_seed_date(text).is_err(), "{text} should be refused");
         }
         assert_eq!(parse_seed_date("29.02.28").ok(), Some(date(2028, 2, 29)));

@@ -55,7 +55,10 @@ pub enum Error {
 
 impl Error {
     pub fn invalid(code: &'static str, detail: impl Into<String>) -> Self {
-        Error::Invalid { code, detail: detail.into() }
+        Error::Invalid {
+            code,
+            detail: detail.into(),
+        }
     }
 
     pub fn validation(detail: impl Into<String>) -> Self {
@@ -63,7 +66,10 @@ impl Error {
     }
 
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
-        Error::Conflict { code, detail: detail.into() }
+        Error::Conflict {
+            code,
+            detail: detail.into(),
+        }
     }
 
     pub fn not_found(what: impl Into<String>) -> Self {
@@ -102,9 +108,10 @@ impl From<sqlx::Error> for Error {
     fn from(error: sqlx::Error) -> Self {
         match &error {
             sqlx::Error::Database(db) => match db.code().as_deref() {
-                Some(EXCLUSION_VIOLATION) => {
-                    Error::conflict("room_already_booked", "the room is already booked for these nights")
-                }
+                Some(EXCLUSION_VIOLATION) => Error::conflict(
+                    "room_already_booked",
+                    "the room is already booked for these nights",
+                ),
                 Some(UNIQUE_VIOLATION) => {
                     Error::conflict("already_exists", "a resource with this name already exists")
                 }
@@ -156,7 +163,10 @@ impl IntoResponse for Error {
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }

@@ -55,7 +55,10 @@ pub enum StartupError {
     #[error("cannot apply the migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("the server failed: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -64,9 +67,14 @@ pub enum StartupError {
 /// when `DATABASE_URL` is unset), does the work, and stops what it started.
 pub async fn run(config: Config, command: Command) -> Result<(), StartupError> {
     let (options, managed) = match &config.database_url {
-        Some(url) => (url.parse::<PgConnectOptions>().map_err(StartupError::DatabaseUrl)?, None),
+        Some(url) => (
+            url.parse::<PgConnectOptions>()
+                .map_err(StartupError::DatabaseUrl)?,
+            None,
+        ),
         None => {
-            let server = ManagedPostgres::start(&config.data_dir, &ClusterOptions::default()).await?;
+            let server =
+                ManagedPostgres::start(&config.data_dir, &ClusterOptions::default()).await?;
             tracing::info!(url = %server.url(MANAGED_DATABASE), "managed PostgreSQL is up");
             (server.connect_options(MANAGED_DATABASE), Some(server))
         }
@@ -85,7 +93,9 @@ async fn run_with_database(
     managed: bool,
 ) -> Result<(), StartupError> {
     if managed {
-        db::create_database_if_missing(&options, MANAGED_DATABASE).await.map_err(StartupError::Connect)?;
+        db::create_database_if_missing(&options, MANAGED_DATABASE)
+            .await
+            .map_err(StartupError::Connect)?;
     }
     let pool = PgPoolOptions::new()
         .max_connections(config.pool_size)
@@ -103,7 +113,14 @@ async fn run_with_database(
             if !no_migrate {
                 db::MIGRATOR.run(&pool).await?;
             }
-            serve(config, AppState { pool: pool.clone(), request_timeout: config.request_timeout }).await
+            serve(
+                config,
+                AppState {
+                    pool: pool.clone(),
+                    request_timeout: config.request_timeout,
+                },
+            )
+            .await
         }
     };
     pool.close().await;
@@ -113,7 +130,10 @@ async fn run_with_database(
 async fn serve(config: &Config, state: AppState) -> Result<(), StartupError> {
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
-        .map_err(|source| StartupError::Bind { addr: config.bind, source })?;
+        .map_err(|source| StartupError::Bind {
+            addr: config.bind,
+            source,
+        })?;
     let addr = listener.local_addr().map_err(StartupError::Serve)?;
     tracing::info!(%addr, "listening");
     axum::serve(listener, app(state))

@@ -49,10 +49,12 @@ pub enum ManagedDbError {
     },
     #[error("initdb failed in {dir}:\n{output}")]
     InitDb { dir: PathBuf, output: String },
-    #[error(
-        "PostgreSQL did not start in {dir}{hint}; its log ends with:\n{log}"
-    )]
-    Start { dir: PathBuf, hint: &'static str, log: String },
+    #[error("PostgreSQL did not start in {dir}{hint}; its log ends with:\n{log}")]
+    Start {
+        dir: PathBuf,
+        hint: &'static str,
+        log: String,
+    },
 }
 
 /// Options of a managed cluster.
@@ -79,11 +81,13 @@ impl ManagedPostgres {
             move |source| ManagedDbError::Io { what, dir, source }
         };
         fs::create_dir_all(data_dir).map_err(io_error("cannot create the data directory"))?;
-        let data_dir = fs::canonicalize(data_dir).map_err(io_error("cannot resolve the data directory"))?;
+        let data_dir =
+            fs::canonicalize(data_dir).map_err(io_error("cannot resolve the data directory"))?;
         let owner = server_user()?;
         if let Some(user) = &owner {
-            nix::unistd::chown(&data_dir, Some(user.uid), Some(user.gid))
-                .map_err(|errno| io_error("cannot hand the data directory to the postgres user")(errno.into()))?;
+            nix::unistd::chown(&data_dir, Some(user.uid), Some(user.gid)).map_err(|errno| {
+                io_error("cannot hand the data directory to the postgres user")(errno.into())
+            })?;
         }
         fs::set_permissions(&data_dir, fs::Permissions::from_mode(0o700))
             .map_err(io_error("cannot set the data directory's mode"))?;
@@ -108,10 +112,20 @@ impl ManagedPostgres {
             .arg(&data_dir)
             .args(["-c", "listen_addresses=", "-c", "max_connections=200"])
             .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(io_error("cannot open postgres.log"))?)
+            .stdout(
+                log.try_clone()
+                    .map_err(io_error("cannot open postgres.log"))?,
+            )
             .stderr(log);
         if options.ephemeral {
-            command.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
+            command.args([
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]);
         }
         if let Some(user) = &owner {
             command.uid(user.uid.as_raw()).gid(user.gid.as_raw());
@@ -136,7 +150,10 @@ impl ManagedPostgres {
 
     /// A `postgres://` URL for `database`, for `psql`, `sqlx-cli` or `pgbench`.
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://{SUPERUSER}@localhost/{database}?host={}", self.data_dir.display())
+        format!(
+            "postgres://{SUPERUSER}@localhost/{database}?host={}",
+            self.data_dir.display()
+        )
     }
 
     /// Fast shutdown: ends sessions, checkpoints, and waits for the server to exit.
@@ -146,12 +163,18 @@ impl ManagedPostgres {
             tracing::warn!(%errno, "could not signal postgres");
         }
         match self.child.wait() {
-            Ok(status) => tracing::info!(%status, dir = %self.data_dir.display(), "postgres stopped"),
+            Ok(status) => {
+                tracing::info!(%status, dir = %self.data_dir.display(), "postgres stopped")
+            }
             Err(error) => tracing::warn!(%error, "could not wait for postgres"),
         }
     }
 
-    async fn wait_until_ready(&self, log_path: &Path, log_start: u64) -> Result<(), ManagedDbError> {
+    async fn wait_until_ready(
+        &self,
+        log_path: &Path,
+        log_start: u64,
+    ) -> Result<(), ManagedDbError> {
         let started = Instant::now();
         let options = self.connect_options("postgres");
         loop {
@@ -187,7 +210,11 @@ fn server_user() -> Result<Option<User>, ManagedDbError> {
         .ok_or(ManagedDbError::NoUnprivilegedUser)
 }
 
-async fn init_cluster(bin_dir: &Path, data_dir: &Path, owner: Option<&User>) -> Result<(), ManagedDbError> {
+async fn init_cluster(
+    bin_dir: &Path,
+    data_dir: &Path,
+    owner: Option<&User>,
+) -> Result<(), ManagedDbError> {
     let not_empty = fs::read_dir(data_dir)
         .map(|mut entries| entries.next().is_some())
         .unwrap_or(false);
@@ -198,16 +225,26 @@ async fn init_cluster(bin_dir: &Path, data_dir: &Path, owner: Option<&User>) -> 
     command
         .arg("-D")
         .arg(data_dir)
-        .args(["-U", SUPERUSER, "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-instructions"])
+        .args([
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-instructions",
+        ])
         .stdin(Stdio::null());
     if let Some(user) = owner {
         command.uid(user.uid.as_raw()).gid(user.gid.as_raw());
     }
-    let output = command.output().await.map_err(|source| ManagedDbError::Io {
-        what: "cannot run initdb",
-        dir: data_dir.to_path_buf(),
-        source,
-    })?;
+    let output = command
+        .output()
+        .await
+        .map_err(|source| ManagedDbError::Io {
+            what: "cannot run initdb",
+            dir: data_dir.to_path_buf(),
+            source,
+        })?;
     if !output.status.success() {
         return Err(ManagedDbError::InitDb {
             dir: data_dir.to_path_buf(),
@@ -260,9 +297,8 @@ pub fn find_bin_dir() -> Option<PathBuf> {
 fn spawn_tied_to_process(mut command: Command) -> io::Result<Child> {
     // SAFETY: prctl is async-signal-safe; the closure allocates nothing.
     unsafe {
-        command.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGQUIT).map_err(io::Error::from)
-        });
+        command
+            .pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGQUIT).map_err(io::Error::from));
     }
     let (sender, receiver) = mpsc::channel();
     std::thread::Builder::new()
@@ -281,7 +317,11 @@ fn spawn_tied_to_process(mut command: Command) -> io::Result<Child> {
 fn child_exited(pid: u32) -> bool {
     // The child is not reaped here, so an exited one lingers as a zombie.
     fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
+        .map(|stat| {
+            stat.rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        })
         .unwrap_or(true)
 }
 

@@ -30,9 +30,15 @@ pub fn app(state: AppState) -> Router {
         // Seed-compatible calls (SPEC 4.1).
         .route("/book", post(book::book))
         .route("/rooms", get(rooms::list).post(rooms::create))
-        .route("/rooms/{id}", get(rooms::get).patch(rooms::update).delete(rooms::delete))
+        .route(
+            "/rooms/{id}",
+            get(rooms::get).patch(rooms::update).delete(rooms::delete),
+        )
         .route("/users", get(users::list).post(users::create))
-        .route("/users/{id}", get(users::get).patch(users::update).delete(users::delete))
+        .route(
+            "/users/{id}",
+            get(users::get).patch(users::update).delete(users::delete),
+        )
         .fallback(|| async { Error::not_found("no such route") })
         .layer(
             ServiceBuilder::new()
@@ -73,4 +79,3 @@ async fn timed_out(error: BoxError) -> impl IntoResponse {
         Error::Internal(error.to_string())
     }
 }
-

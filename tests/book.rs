@@ -32,8 +32,18 @@ async fn books_a_night_in_each_accepted_date_format() {
         (in_days(3).format("%Y-%m-%d").to_string(), in_days(3)),
     ];
     for (text, night) in cases {
-        let response = app.post("/book", json!({"room_name": "ROOM7", "user_name": "user3", "date": text})).await;
-        assert_eq!(response.status, StatusCode::CREATED, "{text}: {}", response.body);
+        let response = app
+            .post(
+                "/book",
+                json!({"room_name": "ROOM7", "user_name": "user3", "date": text}),
+            )
+            .await;
+        assert_eq!(
+            response.status,
+            StatusCode::CREATED,
+            "{text}: {}",
+            response.body
+        );
         let id = response.body["id"].as_str().expect("an id").to_owned();
         assert_eq!(response.body["room_name"], "ROOM7");
         assert_eq!(response.body["user_name"], "user3");
@@ -66,7 +76,12 @@ async fn books_a_night_in_each_accepted_date_format() {
 async fn today_can_be_booked() {
     let app = app_with_room_and_user().await;
     let date = today().format("%d.%m.%y").to_string();
-    let response = app.post("/book", json!({"room_name": "ROOM7", "user_name": "user3", "date": date})).await;
+    let response = app
+        .post(
+            "/book",
+            json!({"room_name": "ROOM7", "user_name": "user3", "date": date}),
+        )
+        .await;
     assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
     assert_eq!(response.body["date"], today().to_string());
 }
@@ -76,11 +91,21 @@ async fn a_taken_night_is_a_conflict_and_changes_nothing() {
     let app = app_with_room_and_user().await;
     app.create_user("user4").await;
     let date = in_days(5).format("%d.%m.%y").to_string();
-    let first = app.post("/book", json!({"room_name": "ROOM7", "user_name": "user3", "date": date})).await;
+    let first = app
+        .post(
+            "/book",
+            json!({"room_name": "ROOM7", "user_name": "user3", "date": date}),
+        )
+        .await;
     assert_eq!(first.status, StatusCode::CREATED);
 
     for user in ["user3", "user4"] {
-        let again = app.post("/book", json!({"room_name": "ROOM7", "user_name": user, "date": date})).await;
+        let again = app
+            .post(
+                "/book",
+                json!({"room_name": "ROOM7", "user_name": user, "date": date}),
+            )
+            .await;
         again.assert_problem(StatusCode::CONFLICT, "room_already_booked");
     }
     let owners: Vec<String> =
@@ -93,9 +118,19 @@ async fn a_taken_night_is_a_conflict_and_changes_nothing() {
     // The next night and another room are still free.
     app.create_room("ROOM8").await;
     let next = in_days(6).format("%d.%m.%y").to_string();
-    let response = app.post("/book", json!({"room_name": "ROOM7", "user_name": "user4", "date": next})).await;
+    let response = app
+        .post(
+            "/book",
+            json!({"room_name": "ROOM7", "user_name": "user4", "date": next}),
+        )
+        .await;
     assert_eq!(response.status, StatusCode::CREATED);
-    let response = app.post("/book", json!({"room_name": "ROOM8", "user_name": "user4", "date": date})).await;
+    let response = app
+        .post(
+            "/book",
+            json!({"room_name": "ROOM8", "user_name": "user4", "date": date}),
+        )
+        .await;
     assert_eq!(response.status, StatusCode::CREATED);
     assert_eq!(app.count("select count(*) from bookings").await, 3);
 }
@@ -104,25 +139,64 @@ async fn a_taken_night_is_a_conflict_and_changes_nothing() {
 async fn unknown_room_or_user_is_not_found() {
     let app = app_with_room_and_user().await;
     let date = in_days(1).format("%d.%m.%y").to_string();
-    let response = app.post("/book", json!({"room_name": "ROOM99", "user_name": "user3", "date": date})).await;
+    let response = app
+        .post(
+            "/book",
+            json!({"room_name": "ROOM99", "user_name": "user3", "date": date}),
+        )
+        .await;
     response.assert_problem(StatusCode::NOT_FOUND, "not_found");
-    assert!(response.body["detail"].as_str().unwrap_or_default().contains("ROOM99"));
+    assert!(
+        response.body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ROOM99")
+    );
 
-    let response = app.post("/book", json!({"room_name": "ROOM7", "user_name": "nobody", "date": date})).await;
+    let response = app
+        .post(
+            "/book",
+            json!({"room_name": "ROOM7", "user_name": "nobody", "date": date}),
+        )
+        .await;
     response.assert_problem(StatusCode::NOT_FOUND, "not_found");
-    assert!(response.body["detail"].as_str().unwrap_or_default().contains("nobody"));
+    assert!(
+        response.body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nobody")
+    );
     assert_eq!(app.count("select count(*) from bookings").await, 0);
 }
 
 #[tokio::test]
 async fn bad_and_past_dates_are_unprocessable() {
     let app = app_with_room_and_user().await;
-    for date in ["31.02.27", "29.02.27", "32.01.27", "24.13.27", "tomorrow", "", "2027-02-30", "24.11.2027"] {
-        let response = app.post("/book", json!({"room_name": "ROOM7", "user_name": "user3", "date": date})).await;
+    for date in [
+        "31.02.27",
+        "29.02.27",
+        "32.01.27",
+        "24.13.27",
+        "tomorrow",
+        "",
+        "2027-02-30",
+        "24.11.2027",
+    ] {
+        let response = app
+            .post(
+                "/book",
+                json!({"room_name": "ROOM7", "user_name": "user3", "date": date}),
+            )
+            .await;
         response.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_date");
     }
     let yesterday = (today() - Days::new(1)).format("%d.%m.%y").to_string();
-    let response = app.post("/book", json!({"room_name": "ROOM7", "user_name": "user3", "date": yesterday})).await;
+    let response = app
+        .post(
+            "/book",
+            json!({"room_name": "ROOM7", "user_name": "user3", "date": yesterday}),
+        )
+        .await;
     response.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "date_in_past");
     assert_eq!(app.count("select count(*) from bookings").await, 0);
 }
@@ -146,12 +220,19 @@ async fn malformed_requests_are_refused() {
     let no_content_type = Request::builder()
         .method(Method::POST)
         .uri("/book")
-        .body(Body::from(json!({"room_name": "ROOM7", "user_name": "user3", "date": date}).to_string()))
+        .body(Body::from(
+            json!({"room_name": "ROOM7", "user_name": "user3", "date": date}).to_string(),
+        ))
         .expect("a request");
-    app.send(no_content_type).await.assert_problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    app.send(no_content_type)
+        .await
+        .assert_problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
 
-    let huge = json!({"room_name": "R".repeat(100_000), "user_name": "user3", "date": date}).to_string();
-    app.send_raw(Method::POST, "/book", &huge).await.assert_problem(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    let huge =
+        json!({"room_name": "R".repeat(100_000), "user_name": "user3", "date": date}).to_string();
+    app.send_raw(Method::POST, "/book", &huge)
+        .await
+        .assert_problem(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
 
     assert_eq!(app.count("select count(*) from bookings").await, 0);
 }
@@ -159,7 +240,9 @@ async fn malformed_requests_are_refused() {
 #[tokio::test]
 async fn unknown_routes_answer_a_problem_document() {
     let app = TestApp::new().await;
-    app.get("/nowhere").await.assert_problem(StatusCode::NOT_FOUND, "not_found");
+    app.get("/nowhere")
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -171,7 +254,12 @@ async fn one_hundred_racing_clients_get_exactly_one_night() {
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(100));
     let tasks: Vec<_> = (0..100)
         .map(|_| {
-            let (client, url, date, barrier) = (client.clone(), format!("{base}/book"), date.clone(), barrier.clone());
+            let (client, url, date, barrier) = (
+                client.clone(),
+                format!("{base}/book"),
+                date.clone(),
+                barrier.clone(),
+            );
             tokio::spawn(async move {
                 barrier.wait().await;
                 let response = client

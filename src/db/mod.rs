@@ -13,16 +13,22 @@ use sqlx::{Connection, PgPool};
 pub static MIGRATOR: Migrator = sqlx::migrate!();
 
 /// Creates `database` on the server unless it exists.
-pub async fn create_database_if_missing(server: &PgConnectOptions, database: &str) -> sqlx::Result<()> {
+pub async fn create_database_if_missing(
+    server: &PgConnectOptions,
+    database: &str,
+) -> sqlx::Result<()> {
     let mut conn = PgConnection::connect_with(&server.clone().database("postgres")).await?;
-    let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
-        .bind(database)
-        .fetch_one(&mut conn)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+            .bind(database)
+            .fetch_one(&mut conn)
+            .await?;
     if !exists {
         // Identifiers cannot be bound; quote it as PostgreSQL would.
         let quoted = format!("\"{}\"", database.replace('"', "\"\""));
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create database {quoted}"))).execute(&mut conn).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create database {quoted}")))
+            .execute(&mut conn)
+            .await?;
     }
     conn.close().await
 }

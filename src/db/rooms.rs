@@ -28,9 +28,13 @@ pub async fn list_rooms(pool: &PgPool, limit: i64, offset: i64) -> sqlx::Result<
 }
 
 pub async fn find_room(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Room>> {
-    sqlx::query_as!(Room, "select id, hotel_id, room_type_id, name from rooms where id = $1", id)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as!(
+        Room,
+        "select id, hotel_id, room_type_id, name from rooms where id = $1",
+        id
+    )
+    .fetch_optional(pool)
+    .await
 }
 
 /// Creates a room. Without `hotel_id` the room type's hotel is used, or the
@@ -116,6 +120,8 @@ pub async fn update_room(
 /// Deletes a room; `false` when there is none. A room that bookings refer to
 /// is kept: the foreign key refuses with `23503`.
 pub async fn delete_room(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
-    let deleted = sqlx::query!("delete from rooms where id = $1", id).execute(pool).await?;
+    let deleted = sqlx::query!("delete from rooms where id = $1", id)
+        .execute(pool)
+        .await?;
     Ok(deleted.rows_affected() == 1)
 }

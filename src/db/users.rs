@@ -70,7 +70,11 @@ pub async fn create_user(pool: &PgPool, user: NewUser) -> sqlx::Result<User> {
     .await
 }
 
-pub async fn update_user(pool: &PgPool, id: Uuid, change: UserChange) -> sqlx::Result<Option<User>> {
+pub async fn update_user(
+    pool: &PgPool,
+    id: Uuid,
+    change: UserChange,
+) -> sqlx::Result<Option<User>> {
     let (set_email, email) = match change.email {
         Some(email) => (true, email),
         None => (false, None),
@@ -98,6 +102,8 @@ pub async fn update_user(pool: &PgPool, id: Uuid, change: UserChange) -> sqlx::R
 /// Deletes a user; `false` when there is none. A user that bookings refer to
 /// is kept: the foreign key refuses with `23503`.
 pub async fn delete_user(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
-    let deleted = sqlx::query!("delete from users where id = $1", id).execute(pool).await?;
+    let deleted = sqlx::query!("delete from users where id = $1", id)
+        .execute(pool)
+        .await?;
     Ok(deleted.rows_affected() == 1)
 }

@@ -30,15 +30,30 @@ pub struct BookedNight {
     pub status: BookingStatus,
 }
 
-pub async fn book(State(state): State<AppState>, Json(request): Json<BookNight>) -> Result<Response> {
+pub async fn book(
+    State(state): State<AppState>,
+    Json(request): Json<BookNight>,
+) -> Result<Response> {
     let night = parse_seed_date(&request.date)?;
     match book_night(&state.pool, &request.room_name, &request.user_name, night).await? {
         NightBooking::Booked { id, status } => Ok(created(
             format!("/bookings/{id}"),
-            BookedNight { id, room_name: request.room_name, user_name: request.user_name, date: night, status },
+            BookedNight {
+                id,
+                room_name: request.room_name,
+                user_name: request.user_name,
+                date: night,
+                status,
+            },
         )),
-        NightBooking::UnknownRoom => Err(Error::not_found(format!("no room named `{}`", request.room_name))),
-        NightBooking::UnknownUser => Err(Error::not_found(format!("no user named `{}`", request.user_name))),
+        NightBooking::UnknownRoom => Err(Error::not_found(format!(
+            "no room named `{}`",
+            request.room_name
+        ))),
+        NightBooking::UnknownUser => Err(Error::not_found(format!(
+            "no user named `{}`",
+            request.user_name
+        ))),
         NightBooking::Past { today } => Err(Error::invalid(
             "date_in_past",
             format!("{night} is before today ({today}) in the hotel's time zone"),

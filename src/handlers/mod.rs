@@ -14,5 +14,10 @@ use crate::extract::Json;
 
 /// `201 Created` with a `Location` header and the created resource.
 fn created<T: Serialize>(location: String, body: T) -> Response {
-    (StatusCode::CREATED, [(header::LOCATION, location)], Json(body)).into_response()
+    (
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(body),
+    )
+        .into_response()
 }

@@ -28,14 +28,19 @@ pub struct RoomChange {
     pub room_type_id: Option<Uuid>,
 }
 
-pub async fn list(State(state): State<AppState>, Query(pagination): Query<Pagination>) -> Result<Json<Page<Room>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    Query(pagination): Query<Pagination>,
+) -> Result<Json<Page<Room>>> {
     let (limit, offset) = pagination.limit_offset()?;
     let (items, total) = rooms::list_rooms(&state.pool, limit, offset).await?;
     Ok(Json(Page::new(pagination, items, total)))
 }
 
 pub async fn get(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<Json<Room>> {
-    let room = rooms::find_room(&state.pool, id).await?.ok_or_else(|| room_not_found(id))?;
+    let room = rooms::find_room(&state.pool, id)
+        .await?
+        .ok_or_else(|| room_not_found(id))?;
     Ok(Json(room))
 }
 
@@ -44,7 +49,9 @@ pub async fn create(State(state): State<AppState>, Json(room): Json<NewRoom>) ->
     let room = rooms::create_room(&state.pool, &name, room.hotel_id, room.room_type_id)
         .await?
         .ok_or_else(|| {
-            Error::validation("the hotel or room type does not exist, or the room type is not of that hotel")
+            Error::validation(
+                "the hotel or room type does not exist, or the room type is not of that hotel",
+            )
         })?;
     Ok(created(format!("/rooms/{}", room.id), room))
 }
@@ -54,16 +61,25 @@ pub async fn update(
     Path(id): Path<Uuid>,
     Json(change): Json<RoomChange>,
 ) -> Result<Json<Room>> {
-    let name = change.name.as_deref().map(|name| Name::parse("name", name)).transpose()?;
+    let name = change
+        .name
+        .as_deref()
+        .map(|name| Name::parse("name", name))
+        .transpose()?;
     match rooms::update_room(&state.pool, id, name.as_deref(), change.room_type_id).await? {
         RoomUpdate::Updated(room) => Ok(Json(room)),
         RoomUpdate::NotFound => Err(room_not_found(id)),
-        RoomUpdate::BadRoomType => Err(Error::validation("the room type does not exist or is not of the room's hotel")),
+        RoomUpdate::BadRoomType => Err(Error::validation(
+            "the room type does not exist or is not of the room's hotel",
+        )),
     }
 }
 
 pub async fn delete(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<StatusCode> {
-    if rooms::delete_room(&state.pool, id).await.map_err(in_use("room"))? {
+    if rooms::delete_room(&state.pool, id)
+        .await
+        .map_err(in_use("room"))?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(room_not_found(id))
@@ -77,9 +93,10 @@ fn room_not_found(id: Uuid) -> Error {
 /// Names what a refused delete was about.
 pub(crate) fn in_use(what: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
     move |error| match Error::from(error) {
-        Error::Conflict { code: "in_use", .. } => {
-            Error::conflict("in_use", format!("the {what} is referenced by bookings and cannot be deleted"))
-        }
+        Error::Conflict { code: "in_use", .. } => Error::conflict(
+            "in_use",
+            format!("the {what} is referenced by bookings and cannot be deleted"),
+        ),
         other => other,
     }
 }

@@ -36,18 +36,26 @@ pub struct UserChangeRequest {
     pub password: Option<Password>,
 }
 
-pub async fn list(State(state): State<AppState>, Query(pagination): Query<Pagination>) -> Result<Json<Page<User>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    Query(pagination): Query<Pagination>,
+) -> Result<Json<Page<User>>> {
     let (limit, offset) = pagination.limit_offset()?;
     let (items, total) = users::list_users(&state.pool, limit, offset).await?;
     Ok(Json(Page::new(pagination, items, total)))
 }
 
 pub async fn get(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<Json<User>> {
-    let user = users::find_user(&state.pool, id).await?.ok_or_else(|| user_not_found(id))?;
+    let user = users::find_user(&state.pool, id)
+        .await?
+        .ok_or_else(|| user_not_found(id))?;
     Ok(Json(user))
 }
 
-pub async fn create(State(state): State<AppState>, Json(user): Json<NewUserRequest>) -> Result<Response> {
+pub async fn create(
+    State(state): State<AppState>,
+    Json(user): Json<NewUserRequest>,
+) -> Result<Response> {
     let new_user = NewUser {
         name: Name::parse("name", &user.name)?,
         email: user.email.as_deref().map(parse_email).transpose()?,
@@ -57,7 +65,9 @@ pub async fn create(State(state): State<AppState>, Json(user): Json<NewUserReque
             None => None,
         },
     };
-    let user = users::create_user(&state.pool, new_user).await.map_err(name_taken)?;
+    let user = users::create_user(&state.pool, new_user)
+        .await
+        .map_err(name_taken)?;
     Ok(created(format!("/users/{}", user.id), user))
 }
 
@@ -67,8 +77,15 @@ pub async fn update(
     Json(change): Json<UserChangeRequest>,
 ) -> Result<Json<User>> {
     let change = UserChange {
-        name: change.name.as_deref().map(|name| Name::parse("name", name)).transpose()?,
-        email: change.email.map(|email| email.as_deref().map(parse_email).transpose()).transpose()?,
+        name: change
+            .name
+            .as_deref()
+            .map(|name| Name::parse("name", name))
+            .transpose()?,
+        email: change
+            .email
+            .map(|email| email.as_deref().map(parse_email).transpose())
+            .transpose()?,
         role: change.role,
         password_hash: match change.password {
             Some(password) => Some(hash_password(password).await?),
@@ -83,7 +100,10 @@ pub async fn update(
 }
 
 pub async fn delete(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<StatusCode> {
-    if users::delete_user(&state.pool, id).await.map_err(in_use("user"))? {
+    if users::delete_user(&state.pool, id)
+        .await
+        .map_err(in_use("user"))?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(user_not_found(id))
@@ -96,9 +116,10 @@ fn user_not_found(id: Uuid) -> Error {
 
 fn name_taken(error: sqlx::Error) -> Error {
     match Error::from(error) {
-        Error::Conflict { code: "already_exists", .. } => {
-            Error::conflict("already_exists", "a user with this name already exists")
-        }
+        Error::Conflict {
+            code: "already_exists",
+            ..
+        } => Error::conflict("already_exists", "a user with this name already exists"),
         other => other,
     }
 }
@@ -108,7 +129,16 @@ fn parse_email(email: &str) -> Result<String> {
     let email = email.trim();
     let valid = email.len() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && !domain.is_empty() && !domain.contains('@') && !email.contains(char::is_whitespace)
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !email.contains(char::is_whitespace)
         });
-    if valid { Ok(email.to_owned()) } else { Err(Error::validation(format!("`{email}` is not an email address"))) }
+    if valid {
+        Ok(email.to_owned())
+    } else {
+        Err(Error::validation(format!(
+            "`{email}` is not an email address"
+        )))
+    }
 }

@@ -43,7 +43,11 @@ async fn server() -> &'static Server {
 async fn start_server() -> Server {
     let pid = std::process::id();
     let (options, managed) = match std::env::var("DATABASE_URL") {
-        Ok(url) => (url.parse::<PgConnectOptions>().expect("DATABASE_URL is a PostgreSQL URL"), None),
+        Ok(url) => (
+            url.parse::<PgConnectOptions>()
+                .expect("DATABASE_URL is a PostgreSQL URL"),
+            None,
+        ),
         Err(_) => {
             remove_stale_clusters();
             let dir = std::env::temp_dir().join(format!("{TEST_DIR_PREFIX}{pid}"));
@@ -61,18 +65,34 @@ async fn start_server() -> Server {
     execute(&mut admin, &format!("create database {template}")).await;
     admin.close().await.ok();
 
-    let pool = PgPool::connect_with(options.clone().database(&template)).await.expect("connect to the template");
-    db::MIGRATOR.run(&pool).await.expect("migrate the template database");
+    let pool = PgPool::connect_with(options.clone().database(&template))
+        .await
+        .expect("connect to the template");
+    db::MIGRATOR
+        .run(&pool)
+        .await
+        .expect("migrate the template database");
     pool.close().await;
-    Server { options, template, _managed: managed }
+    Server {
+        options,
+        template,
+        _managed: managed,
+    }
 }
 
 /// Test clusters whose test binary is gone.
 fn remove_stale_clusters() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|name| name.strip_prefix(TEST_DIR_PREFIX)) else { continue };
+        let Some(pid) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(TEST_DIR_PREFIX))
+        else {
+            continue;
+        };
         if !PathBuf::from(format!("/proc/{pid}")).exists() {
             let _ = std::fs::remove_dir_all(entry.path());
         }
@@ -81,14 +101,19 @@ fn remove_stale_clusters() {
 
 /// Databases of earlier runs against a `DATABASE_URL` server whose test binary is gone.
 async fn drop_stale_databases(admin: &mut PgConnection) {
-    let names: Vec<String> = sqlx::query_scalar("select datname from pg_database where datname like 'rbtest\\_%'")
-        .fetch_all(&mut *admin)
-        .await
-        .expect("list test databases");
+    let names: Vec<String> =
+        sqlx::query_scalar("select datname from pg_database where datname like 'rbtest\\_%'")
+            .fetch_all(&mut *admin)
+            .await
+            .expect("list test databases");
     for name in names {
         let pid = name.split('_').nth(1).unwrap_or_default();
         if !PathBuf::from(format!("/proc/{pid}")).exists() {
-            execute(admin, &format!("drop database if exists {name} with (force)")).await;
+            execute(
+                admin,
+                &format!("drop database if exists {name} with (force)"),
+            )
+            .await;
         }
     }
 }
@@ -121,7 +146,10 @@ impl TestResponse {
     }
 
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|value| value.to_str().ok()).unwrap_or_default()
+        self.headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
     }
 
     /// Asserts an RFC 9457 problem document with this status and code.
@@ -131,26 +159,44 @@ impl TestResponse {
         assert_eq!(self.header("content-type"), "application/problem+json");
         assert_eq!(self.body["status"], status.as_u16());
         assert_eq!(self.code(), code, "body: {}", self.body);
-        assert!(self.body["title"].is_string() && self.body["detail"].is_string() && self.body["type"].is_string());
+        assert!(
+            self.body["title"].is_string()
+                && self.body["detail"].is_string()
+                && self.body["type"].is_string()
+        );
     }
 }
 
 impl TestApp {
     pub async fn new() -> TestApp {
         let server = server().await;
-        let name = format!("rbtest_{}_{}", std::process::id(), NEXT_DATABASE.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "rbtest_{}_{}",
+            std::process::id(),
+            NEXT_DATABASE.fetch_add(1, Ordering::Relaxed)
+        );
         let mut admin = PgConnection::connect_with(&server.options.clone().database("postgres"))
             .await
             .expect("connect to the test server");
-        execute(&mut admin, &format!("create database {name} template {}", server.template)).await;
+        execute(
+            &mut admin,
+            &format!("create database {name} template {}", server.template),
+        )
+        .await;
         admin.close().await.ok();
         let pool = PgPoolOptions::new()
             .max_connections(10)
             .connect_with(server.options.clone().database(&name))
             .await
             .expect("connect to the test database");
-        let state = AppState { pool: pool.clone(), request_timeout: Duration::from_secs(30) };
-        TestApp { pool, router: app(state) }
+        let state = AppState {
+            pool: pool.clone(),
+            request_timeout: Duration::from_secs(30),
+        };
+        TestApp {
+            pool,
+            router: app(state),
+        }
     }
 
     pub fn router(&self) -> Router {
@@ -167,7 +213,8 @@ impl TestApp {
             }
             None => Body::empty(),
         };
-        self.send(request.body(body).expect("a valid request")).await
+        self.send(request.body(body).expect("a valid request"))
+            .await
     }
 
     /// Sends a raw body with `content-type: application/json`.
@@ -182,16 +229,31 @@ impl TestApp {
     }
 
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
-        let response = self.router.clone().oneshot(request).await.expect("the router answers");
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("the router answers");
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.expect("a readable body").to_bytes();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("a readable body")
+            .to_bytes();
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
         };
-        TestResponse { status, headers, body }
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str) -> TestResponse {
@@ -212,7 +274,9 @@ impl TestApp {
 
     /// Serves the app on a real listener (`127.0.0.1:0`) and answers its base URL.
     pub async fn serve(&self) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a test port");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a test port");
         let addr = listener.local_addr().expect("a local address");
         let router = self.router.clone();
         tokio::spawn(async move { axum::serve(listener, router).await });
@@ -221,20 +285,27 @@ impl TestApp {
 
     /// Creates a room in the default hotel through the API.
     pub async fn create_room(&self, name: &str) -> Value {
-        let response = self.post("/rooms", serde_json::json!({ "name": name })).await;
+        let response = self
+            .post("/rooms", serde_json::json!({ "name": name }))
+            .await;
         assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
         response.body
     }
 
     /// Creates a guest through the API.
     pub async fn create_user(&self, name: &str) -> Value {
-        let response = self.post("/users", serde_json::json!({ "name": name })).await;
+        let response = self
+            .post("/users", serde_json::json!({ "name": name }))
+            .await;
         assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
         response.body
     }
 
     /// A row count, for checking what a request left in the database.
     pub async fn count(&self, sql: &'static str) -> i64 {
-        sqlx::query_scalar(sql).fetch_one(&self.pool).await.expect("count query")
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.pool)
+            .await
+            .expect("count query")
     }
 }
