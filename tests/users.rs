@@ -1,0 +1,177 @@
+//! `/users`: create, list, read, change, delete; passwords never come back.
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use chrono::{Days, Utc};
+use common::TestApp;
+use serde_json::json;
+
+#[tokio::test]
+async fn creates_users_with_a_hashed_password() {
+    let app = TestApp::new().await;
+    let response = app
+        .post("/users", json!({"name": "alice", "email": "alice@example.com", "role": "staff", "password": "correct horse"}))
+        .await;
+    assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
+    let id = response.body["id"].as_str().expect("an id");
+    assert_eq!(response.header("location"), format!("/users/{id}"));
+    assert_eq!(response.body["name"], "alice");
+    assert_eq!(response.body["email"], "alice@example.com");
+    assert_eq!(response.body["role"], "staff");
+    let text = response.body.to_string();
+    assert!(
+        !text.contains("password") && !text.contains("correct horse") && !text.contains("argon2")
+    );
+
+    let hash: String = sqlx::query_scalar("select password_hash from users where id = $1::uuid")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .expect("the user is stored");
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(!hash.contains("correct horse"));
+
+    let plain = app.post("/users", json!({"name": "bob"})).await;
+    assert_eq!(plain.status, StatusCode::CREATED);
+    assert_eq!(plain.body["role"], "guest");
+    assert_eq!(plain.body["email"], serde_json::Value::Null);
+    assert_eq!(
+        app.count("select count(*) from users where name = 'bob' and password_hash is null")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn refuses_bad_users_and_stores_nothing() {
+    let app = TestApp::new().await;
+    app.create_user("alice").await;
+    app.post("/users", json!({"name": "alice"}))
+        .await
+        .assert_problem(StatusCode::CONFLICT, "already_exists");
+    for body in [
+        json!({"name": ""}),
+        json!({"name": "x".repeat(101)}),
+        json!({"name": "carol", "email": "no-at-sign"}),
+        json!({"name": "carol", "email": "two@@example.com"}),
+        json!({"name": "carol", "password": ""}),
+        json!({"name": "carol", "password": "short"}),
+    ] {
+        app.post("/users", body)
+            .await
+            .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    }
+    for body in [
+        json!({"name": "carol", "role": "emperor"}),
+        json!({"name": 5}),
+        json!({}),
+    ] {
+        app.post("/users", body)
+            .await
+            .assert_problem(StatusCode::BAD_REQUEST, "malformed_request");
+    }
+    app.send_raw(Method::POST, "/users", "nope")
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "malformed_request");
+    assert_eq!(app.count("select count(*) from users").await, 1);
+}
+
+#[tokio::test]
+async fn lists_reads_and_changes_users() {
+    let app = TestApp::new().await;
+    for name in ["carol", "alice", "bob"] {
+        app.create_user(name).await;
+    }
+    let list = app.get("/users?per_page=2").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert_eq!(list.body["total"], 3);
+    assert_eq!(list.body["per_page"], 2);
+    let names: Vec<&str> = list.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|u| u["name"].as_str())
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
+
+    let alice = &list.body["items"][0];
+    let id = alice["id"].as_str().expect("an id");
+    let read = app.get(&format!("/users/{id}")).await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert_eq!(&read.body, alice);
+
+    let changed = app
+        .patch(
+            &format!("/users/{id}"),
+            json!({"email": "a@example.com", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    assert_eq!(changed.body["email"], "a@example.com");
+    assert_eq!(changed.body["role"], "admin");
+    assert_eq!(changed.body["name"], "alice");
+
+    let cleared = app
+        .patch(&format!("/users/{id}"), json!({"email": null}))
+        .await;
+    assert_eq!(cleared.body["email"], serde_json::Value::Null);
+    assert_eq!(cleared.body["role"], "admin");
+
+    app.patch(&format!("/users/{id}"), json!({"name": "bob"}))
+        .await
+        .assert_problem(StatusCode::CONFLICT, "already_exists");
+    app.patch(&format!("/users/{id}"), json!({"password": "x"}))
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let missing = uuid::Uuid::new_v4();
+    app.patch(&format!("/users/{missing}"), json!({"name": "zed"}))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    app.get(&format!("/users/{missing}"))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+
+    let (name, email, role, hash): (String, Option<String>, String, Option<String>) =
+        sqlx::query_as(
+            "select name, email, role::text, password_hash from users where id = $1::uuid",
+        )
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .expect("alice");
+    assert_eq!(
+        (name.as_str(), email, role.as_str(), hash),
+        ("alice", None, "admin", None)
+    );
+}
+
+#[tokio::test]
+async fn deletes_a_user_unless_bookings_refer_to_it() {
+    let app = TestApp::new().await;
+    let idle = app.create_user("idle").await;
+    let booker = app.create_user("booker").await;
+    app.create_room("ROOM1").await;
+    let date = (Utc::now().date_naive() + Days::new(1))
+        .format("%d.%m.%y")
+        .to_string();
+    let booked = app
+        .post(
+            "/book",
+            json!({"room_name": "ROOM1", "user_name": "booker", "date": date}),
+        )
+        .await;
+    assert_eq!(booked.status, StatusCode::CREATED);
+
+    let path = format!("/users/{}", idle["id"].as_str().expect("id"));
+    assert_eq!(app.delete(&path).await.status, StatusCode::NO_CONTENT);
+    app.delete(&path)
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+
+    app.delete(&format!("/users/{}", booker["id"].as_str().expect("id")))
+        .await
+        .assert_problem(StatusCode::CONFLICT, "in_use");
+    assert_eq!(app.count("select count(*) from users").await, 1);
+    assert_eq!(app.count("select count(*) from bookings").await, 1);
+}
