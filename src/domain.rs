@@ -29,6 +29,102 @@ pub enum BookingStatus {
     NoShow,
 }
 
+impl BookingStatus {
+    /// The transitions of the life cycle: `confirmed` to `checked_in`,
+    /// `cancelled` or `no_show`; `checked_in` to `checked_out`.
+    pub fn can_become(self, next: BookingStatus) -> bool {
+        use BookingStatus::*;
+        matches!(
+            (self, next),
+            (Confirmed, CheckedIn | Cancelled | NoShow) | (CheckedIn, CheckedOut)
+        )
+    }
+}
+
+/// The nights `[check_in, check_out)` of a stay; never empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stay {
+    check_in: NaiveDate,
+    check_out: NaiveDate,
+}
+
+impl Stay {
+    /// The longest stay the API takes, in nights.
+    pub const MAX_NIGHTS: i64 = 365;
+
+    pub fn new(check_in: NaiveDate, check_out: NaiveDate) -> Result<Stay> {
+        if check_out <= check_in {
+            return Err(Error::invalid(
+                "invalid_stay",
+                "`check_out` must be after `check_in`",
+            ));
+        }
+        if (check_out - check_in).num_days() > Self::MAX_NIGHTS {
+            return Err(Error::invalid(
+                "invalid_stay",
+                format!("a stay is at most {} nights", Self::MAX_NIGHTS),
+            ));
+        }
+        Ok(Stay {
+            check_in,
+            check_out,
+        })
+    }
+
+    pub fn check_in(self) -> NaiveDate {
+        self.check_in
+    }
+
+    pub fn check_out(self) -> NaiveDate {
+        self.check_out
+    }
+
+    pub fn nights(self) -> i64 {
+        (self.check_out - self.check_in).num_days()
+    }
+
+    /// As a PostgreSQL `daterange`.
+    pub fn range(self) -> sqlx::postgres::types::PgRange<NaiveDate> {
+        sqlx::postgres::types::PgRange::from(self.check_in..self.check_out)
+    }
+}
+
+/// Parses a `YYYY-MM-DD` date of the API; an impossible date is `422 invalid_date`.
+pub fn parse_date(field: &str, text: &str) -> Result<NaiveDate> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        Error::invalid(
+            "invalid_date",
+            format!("`{field}` must be a date such as 2027-03-28, not `{text}`"),
+        )
+    })
+}
+
+/// Validates an IANA time zone name (`Europe/Paris`).
+pub fn parse_timezone(name: &str) -> Result<chrono_tz::Tz> {
+    name.parse().map_err(|_| {
+        Error::invalid(
+            "invalid_timezone",
+            format!("`{name}` is not an IANA time zone"),
+        )
+    })
+}
+
+/// Today's date in a time zone.
+pub fn today_in(zone: chrono_tz::Tz) -> NaiveDate {
+    chrono::Utc::now().with_timezone(&zone).date_naive()
+}
+
+/// Validates an ISO 4217-shaped currency code (three capital letters).
+pub fn parse_currency(code: &str) -> Result<String> {
+    if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(code.to_owned())
+    } else {
+        Err(Error::validation(format!(
+            "`{code}` is not a currency code such as EUR"
+        )))
+    }
+}
+
 /// Parses the date of `POST /book`: `dd.mm.yy`, `dd/mm/yy` or `YYYY-MM-DD`.
 /// Two-digit years follow chrono's `%y`: 00-68 are 20xx, 69-99 are 19xx.
 pub fn parse_seed_date(text: &str) -> Result<NaiveDate> {
@@ -45,6 +141,26 @@ pub fn parse_seed_date(text: &str) -> Result<NaiveDate> {
         }
     };
     parsed.map_err(|_| Error::invalid("invalid_date", format!("`{text}` is not a valid date")))
+}
+
+/// Local times of day as `"14:00"`.
+pub mod hh_mm {
+    use chrono::NaiveTime;
+    use serde::Serializer;
+
+    use crate::error::{Error, Result};
+
+    pub fn serialize<S: Serializer>(time: &NaiveTime, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&time.format("%H:%M"))
+    }
+
+    pub fn parse(field: &str, text: &str) -> Result<NaiveTime> {
+        NaiveTime::parse_from_str(text, "%H:%M").map_err(|_| {
+            Error::validation(format!(
+                "`{field}` must be a time of day such as 14:00, not `{text}`"
+            ))
+        })
+    }
 }
 
 /// A trimmed, non-empty name of at most [`Name::MAX_LEN`] characters.
@@ -132,6 +248,38 @@ mod tests {
 
     fn date(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).expect("valid test date")
+    }
+
+    #[test]
+    fn status_transitions_follow_the_life_cycle() {
+        use BookingStatus::*;
+        let all = [Confirmed, CheckedIn, CheckedOut, Cancelled, NoShow];
+        let allowed: Vec<_> = all
+            .iter()
+            .flat_map(|&a| all.iter().map(move |&b| (a, b)))
+            .filter(|(a, b)| a.can_become(*b))
+            .collect();
+        assert_eq!(
+            allowed,
+            [
+                (Confirmed, CheckedIn),
+                (Confirmed, Cancelled),
+                (Confirmed, NoShow),
+                (CheckedIn, CheckedOut)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_stay_has_at_least_one_night() {
+        assert!(Stay::new(date(2027, 1, 2), date(2027, 1, 2)).is_err());
+        assert!(Stay::new(date(2027, 1, 3), date(2027, 1, 2)).is_err());
+        assert_eq!(
+            Stay::new(date(2027, 1, 2), date(2027, 1, 5))
+                .map(Stay::nights)
+                .ok(),
+            Some(3)
+        );
     }
 
     #[test]

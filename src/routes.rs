@@ -5,7 +5,7 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::HeaderName;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::{BoxError, Router};
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -14,7 +14,7 @@ use tracing::Level;
 
 use crate::AppState;
 use crate::error::Error;
-use crate::handlers::{book, health, rooms, users};
+use crate::handlers::{book, bookings, health, hotels, rooms, users};
 
 /// Bodies are small JSON documents; anything larger answers `413`.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -39,6 +39,47 @@ pub fn app(state: AppState) -> Router {
             "/users/{id}",
             get(users::get).patch(users::update).delete(users::delete),
         )
+        // Hotels and inventory (SPEC 4.2); `GET /hotels` with dates is the search (4.3).
+        .route("/hotels", get(hotels::list).post(hotels::create))
+        .route(
+            "/hotels/{id}",
+            get(hotels::get)
+                .patch(hotels::update)
+                .delete(hotels::delete),
+        )
+        .route("/hotels/{id}/availability", get(hotels::availability))
+        .route(
+            "/hotels/{id}/room-types",
+            get(hotels::list_room_types).post(hotels::create_room_type),
+        )
+        .route(
+            "/hotels/{id}/room-types/{room_type_id}",
+            patch(hotels::update_room_type).delete(hotels::delete_room_type),
+        )
+        .route(
+            "/hotels/{id}/rate-plans",
+            get(hotels::list_rate_plans).post(hotels::create_rate_plan),
+        )
+        .route(
+            "/hotels/{id}/rate-plans/{rate_plan_id}",
+            patch(hotels::update_rate_plan).delete(hotels::delete_rate_plan),
+        )
+        .route(
+            "/hotels/{id}/rates",
+            get(hotels::list_rates).put(hotels::put_rates),
+        )
+        // Priced stays (SPEC 4.4).
+        .route("/bookings", get(bookings::list).post(bookings::create))
+        .route(
+            "/bookings/{id}",
+            get(bookings::get)
+                .patch(bookings::update)
+                .delete(bookings::cancel),
+        )
+        .route("/bookings/{id}/check-in", post(bookings::check_in))
+        .route("/bookings/{id}/check-out", post(bookings::check_out))
+        .route("/bookings/{id}/no-show", post(bookings::no_show))
+        .route("/bookings/{id}/invoice", get(bookings::invoice))
         .fallback(|| async { Error::not_found("no such route") })
         .layer(
             ServiceBuilder::new()

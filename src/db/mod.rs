@@ -2,7 +2,10 @@
 //! domain structs; queries are checked against the schema at compile time.
 
 pub mod book;
+pub mod bookings;
+pub mod hotels;
 pub mod rooms;
+pub mod search;
 pub mod users;
 
 use sqlx::migrate::Migrator;

@@ -2,7 +2,9 @@
 //! function, shape the answer. No SQL here.
 
 pub mod book;
+pub mod bookings;
 pub mod health;
+pub mod hotels;
 pub mod rooms;
 pub mod users;
 

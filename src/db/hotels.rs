@@ -1,0 +1,454 @@
+//! Hotels and their inventory: room types, rate plans and daily rates.
+
+use chrono::{NaiveDate, NaiveTime};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::domain::hh_mm;
+
+#[derive(Debug, Serialize)]
+pub struct Hotel {
+    pub id: Uuid,
+    pub name: String,
+    pub city: String,
+    pub timezone: String,
+    #[serde(with = "hh_mm")]
+    pub check_in_time: NaiveTime,
+    #[serde(with = "hh_mm")]
+    pub check_out_time: NaiveTime,
+}
+
+pub struct NewHotel {
+    pub name: String,
+    pub city: String,
+    pub timezone: String,
+    pub check_in_time: NaiveTime,
+    pub check_out_time: NaiveTime,
+}
+
+#[derive(Default)]
+pub struct HotelChange {
+    pub name: Option<String>,
+    pub city: Option<String>,
+    pub timezone: Option<String>,
+    pub check_in_time: Option<NaiveTime>,
+    pub check_out_time: Option<NaiveTime>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RoomType {
+    pub id: Uuid,
+    pub hotel_id: Uuid,
+    pub name: String,
+    pub capacity: i32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RatePlan {
+    pub id: Uuid,
+    pub hotel_id: Uuid,
+    pub name: String,
+    /// `None`: non-refundable.
+    pub free_cancellation_hours: Option<i32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DailyRate {
+    pub room_type_id: Uuid,
+    pub rate_plan_id: Uuid,
+    pub date: NaiveDate,
+    pub price: Decimal,
+    pub currency: String,
+}
+
+pub async fn list_hotels(
+    pool: &PgPool,
+    city: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<(Vec<Hotel>, i64)> {
+    let hotels = sqlx::query_as!(
+        Hotel,
+        "select id, name, city, timezone, check_in_time, check_out_time from hotels
+         where $1::text is null or city = $1
+         order by name, id limit $2 offset $3",
+        city,
+        limit,
+        offset
+    )
+    .fetch_all(pool)
+    .await?;
+    let total = sqlx::query_scalar!(
+        r#"select count(*) as "count!" from hotels where $1::text is null or city = $1"#,
+        city
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((hotels, total))
+}
+
+pub async fn find_hotel(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Hotel>> {
+    sqlx::query_as!(
+        Hotel,
+        "select id, name, city, timezone, check_in_time, check_out_time from hotels where id = $1",
+        id
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+/// Creates a hotel with its default room type, in one transaction.
+pub async fn create_hotel(pool: &PgPool, hotel: NewHotel) -> sqlx::Result<Hotel> {
+    let mut tx = pool.begin().await?;
+    let hotel = sqlx::query_as!(
+        Hotel,
+        "insert into hotels (name, city, timezone, check_in_time, check_out_time)
+         values ($1, $2, $3, $4, $5)
+         returning id, name, city, timezone, check_in_time, check_out_time",
+        hotel.name,
+        hotel.city,
+        hotel.timezone,
+        hotel.check_in_time,
+        hotel.check_out_time
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "insert into room_types (hotel_id, name, capacity, is_default) values ($1, 'Standard', 2, true)",
+        hotel.id
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(hotel)
+}
+
+pub async fn update_hotel(
+    pool: &PgPool,
+    id: Uuid,
+    change: HotelChange,
+) -> sqlx::Result<Option<Hotel>> {
+    sqlx::query_as!(
+        Hotel,
+        "update hotels set name = coalesce($2, name), city = coalesce($3, city),
+                timezone = coalesce($4, timezone), check_in_time = coalesce($5, check_in_time),
+                check_out_time = coalesce($6, check_out_time)
+         where id = $1
+         returning id, name, city, timezone, check_in_time, check_out_time",
+        id,
+        change.name,
+        change.city,
+        change.timezone,
+        change.check_in_time,
+        change.check_out_time
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+pub enum Deletion {
+    Deleted,
+    NotFound,
+    /// The default hotel, or a hotel's default room type.
+    Default,
+}
+
+/// Deletes a hotel and its inventory; refused (`23503`) when bookings refer to it.
+pub async fn delete_hotel(pool: &PgPool, id: Uuid) -> sqlx::Result<Deletion> {
+    let row = sqlx::query!("select is_default from hotels where id = $1", id)
+        .fetch_optional(pool)
+        .await?;
+    match row {
+        None => Ok(Deletion::NotFound),
+        Some(row) if row.is_default => Ok(Deletion::Default),
+        Some(_) => {
+            let deleted = sqlx::query!("delete from hotels where id = $1 and not is_default", id)
+                .execute(pool)
+                .await?;
+            Ok(if deleted.rows_affected() == 1 {
+                Deletion::Deleted
+            } else {
+                Deletion::NotFound
+            })
+        }
+    }
+}
+
+pub async fn list_room_types(
+    pool: &PgPool,
+    hotel_id: Uuid,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<(Vec<RoomType>, i64)> {
+    let items = sqlx::query_as!(
+        RoomType,
+        "select id, hotel_id, name, capacity from room_types where hotel_id = $1
+         order by name, id limit $2 offset $3",
+        hotel_id,
+        limit,
+        offset
+    )
+    .fetch_all(pool)
+    .await?;
+    let total = sqlx::query_scalar!(
+        r#"select count(*) as "count!" from room_types where hotel_id = $1"#,
+        hotel_id
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((items, total))
+}
+
+pub async fn create_room_type(
+    pool: &PgPool,
+    hotel_id: Uuid,
+    name: &str,
+    capacity: i32,
+) -> sqlx::Result<RoomType> {
+    sqlx::query_as!(
+        RoomType,
+        "insert into room_types (hotel_id, name, capacity) values ($1, $2, $3)
+         returning id, hotel_id, name, capacity",
+        hotel_id,
+        name,
+        capacity
+    )
+    .fetch_one(pool)
+    .await
+}
+
+pub async fn update_room_type(
+    pool: &PgPool,
+    hotel_id: Uuid,
+    id: Uuid,
+    name: Option<&str>,
+    capacity: Option<i32>,
+) -> sqlx::Result<Option<RoomType>> {
+    sqlx::query_as!(
+        RoomType,
+        "update room_types set name = coalesce($3, name), capacity = coalesce($4, capacity)
+         where id = $2 and hotel_id = $1
+         returning id, hotel_id, name, capacity",
+        hotel_id,
+        id,
+        name,
+        capacity
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+/// Deletes a room type and its rates; refused (`23503`) while rooms are of it.
+pub async fn delete_room_type(pool: &PgPool, hotel_id: Uuid, id: Uuid) -> sqlx::Result<Deletion> {
+    let row = sqlx::query!(
+        "select is_default from room_types where id = $1 and hotel_id = $2",
+        id,
+        hotel_id
+    )
+    .fetch_optional(pool)
+    .await?;
+    match row {
+        None => Ok(Deletion::NotFound),
+        Some(row) if row.is_default => Ok(Deletion::Default),
+        Some(_) => {
+            let deleted = sqlx::query!(
+                "delete from room_types where id = $1 and hotel_id = $2",
+                id,
+                hotel_id
+            )
+            .execute(pool)
+            .await?;
+            Ok(if deleted.rows_affected() == 1 {
+                Deletion::Deleted
+            } else {
+                Deletion::NotFound
+            })
+        }
+    }
+}
+
+pub async fn list_rate_plans(
+    pool: &PgPool,
+    hotel_id: Uuid,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<(Vec<RatePlan>, i64)> {
+    let items = sqlx::query_as!(
+        RatePlan,
+        "select id, hotel_id, name, free_cancellation_hours from rate_plans where hotel_id = $1
+         order by name, id limit $2 offset $3",
+        hotel_id,
+        limit,
+        offset
+    )
+    .fetch_all(pool)
+    .await?;
+    let total = sqlx::query_scalar!(
+        r#"select count(*) as "count!" from rate_plans where hotel_id = $1"#,
+        hotel_id
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((items, total))
+}
+
+pub async fn create_rate_plan(
+    pool: &PgPool,
+    hotel_id: Uuid,
+    name: &str,
+    free_cancellation_hours: Option<i32>,
+) -> sqlx::Result<RatePlan> {
+    sqlx::query_as!(
+        RatePlan,
+        "insert into rate_plans (hotel_id, name, free_cancellation_hours) values ($1, $2, $3)
+         returning id, hotel_id, name, free_cancellation_hours",
+        hotel_id,
+        name,
+        free_cancellation_hours
+    )
+    .fetch_one(pool)
+    .await
+}
+
+/// `free_cancellation_hours`: `Some(None)` makes the plan non-refundable.
+pub async fn update_rate_plan(
+    pool: &PgPool,
+    hotel_id: Uuid,
+    id: Uuid,
+    name: Option<&str>,
+    free_cancellation_hours: Option<Option<i32>>,
+) -> sqlx::Result<Option<RatePlan>> {
+    let (set_hours, hours) = match free_cancellation_hours {
+        Some(hours) => (true, hours),
+        None => (false, None),
+    };
+    sqlx::query_as!(
+        RatePlan,
+        "update rate_plans set name = coalesce($3, name),
+                free_cancellation_hours = case when $4 then $5 else free_cancellation_hours end
+         where id = $2 and hotel_id = $1
+         returning id, hotel_id, name, free_cancellation_hours",
+        hotel_id,
+        id,
+        name,
+        set_hours,
+        hours
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+/// Deletes a rate plan and its rates; refused (`23503`) when bookings refer to it.
+pub async fn delete_rate_plan(pool: &PgPool, hotel_id: Uuid, id: Uuid) -> sqlx::Result<Deletion> {
+    let deleted = sqlx::query!(
+        "delete from rate_plans where id = $1 and hotel_id = $2",
+        id,
+        hotel_id
+    )
+    .execute(pool)
+    .await?;
+    Ok(if deleted.rows_affected() == 1 {
+        Deletion::Deleted
+    } else {
+        Deletion::NotFound
+    })
+}
+
+pub struct RatesUpsert {
+    pub room_type_id: Uuid,
+    pub rate_plan_id: Uuid,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub price: Decimal,
+    pub currency: String,
+}
+
+/// Sets the price of every night in `[from, to)`. `None` when the room type or
+/// the rate plan is not of this hotel.
+pub async fn upsert_rates(
+    pool: &PgPool,
+    hotel_id: Uuid,
+    rates: RatesUpsert,
+) -> sqlx::Result<Option<Vec<DailyRate>>> {
+    let mut tx = pool.begin().await?;
+    let matches = sqlx::query_scalar!(
+        r#"select exists (select 1 from room_types where id = $2 and hotel_id = $1)
+              and exists (select 1 from rate_plans where id = $3 and hotel_id = $1) as "matches!""#,
+        hotel_id,
+        rates.room_type_id,
+        rates.rate_plan_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if !matches {
+        return Ok(None);
+    }
+    let items = sqlx::query_as!(
+        DailyRate,
+        r#"insert into daily_rates (room_type_id, rate_plan_id, date, price, currency)
+           select $1, $2, night::date, $5, $6
+           from generate_series($3::date, $4::date - 1, interval '1 day') as night
+           on conflict (room_type_id, rate_plan_id, date)
+               do update set price = excluded.price, currency = excluded.currency
+           returning room_type_id, rate_plan_id, date, price, currency as "currency!""#,
+        rates.room_type_id,
+        rates.rate_plan_id,
+        rates.from,
+        rates.to,
+        rates.price,
+        rates.currency
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(items))
+}
+
+pub struct RatesQuery {
+    pub room_type_id: Option<Uuid>,
+    pub rate_plan_id: Option<Uuid>,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+pub async fn list_rates(
+    pool: &PgPool,
+    hotel_id: Uuid,
+    query: RatesQuery,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<(Vec<DailyRate>, i64)> {
+    let items = sqlx::query_as!(
+        DailyRate,
+        r#"select d.room_type_id, d.rate_plan_id, d.date, d.price, d.currency as "currency!"
+           from daily_rates d join room_types rt on rt.id = d.room_type_id
+           where rt.hotel_id = $1 and ($2::uuid is null or d.room_type_id = $2)
+             and ($3::uuid is null or d.rate_plan_id = $3) and d.date >= $4 and d.date < $5
+           order by d.date, d.room_type_id, d.rate_plan_id limit $6 offset $7"#,
+        hotel_id,
+        query.room_type_id,
+        query.rate_plan_id,
+        query.from,
+        query.to,
+        limit,
+        offset
+    )
+    .fetch_all(pool)
+    .await?;
+    let total = sqlx::query_scalar!(
+        r#"select count(*) as "count!"
+           from daily_rates d join room_types rt on rt.id = d.room_type_id
+           where rt.hotel_id = $1 and ($2::uuid is null or d.room_type_id = $2)
+             and ($3::uuid is null or d.rate_plan_id = $3) and d.date >= $4 and d.date < $5"#,
+        hotel_id,
+        query.room_type_id,
+        query.rate_plan_id,
+        query.from,
+        query.to
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((items, total))
+}

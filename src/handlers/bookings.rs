@@ -1,0 +1,194 @@
+//! `/bookings`: priced stays, their changes, cancellation, life cycle and invoice.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::created;
+use crate::AppState;
+use crate::db::bookings::{
+    self, Booking, BookingChange, BookingFilter, Invoice, NewBooking, Target,
+};
+use crate::domain::{BookingStatus, Page, Pagination, Stay, parse_date};
+use crate::error::{Error, Result};
+use crate::extract::{Json, Path, Query};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewBookingRequest {
+    pub hotel_id: Uuid,
+    pub room_type_id: Option<Uuid>,
+    pub room_id: Option<Uuid>,
+    pub rate_plan_id: Uuid,
+    pub check_in: String,
+    pub check_out: String,
+    #[serde(default = "one_guest")]
+    pub guests: i32,
+    pub user_id: Option<Uuid>,
+}
+
+fn one_guest() -> i32 {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BookingChangeRequest {
+    pub check_in: Option<String>,
+    pub check_out: Option<String>,
+    pub room_type_id: Option<Uuid>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BookingQuery {
+    pub status: Option<BookingStatus>,
+    pub hotel_id: Option<Uuid>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Json(request): Json<NewBookingRequest>,
+) -> Result<Response> {
+    let target = match (request.room_type_id, request.room_id) {
+        (Some(room_type_id), None) => Target::RoomType(room_type_id),
+        (None, Some(room_id)) => Target::Room(room_id),
+        _ => return Err(Error::validation("give either `room_type_id` or `room_id`")),
+    };
+    let stay = Stay::new(
+        parse_date("check_in", &request.check_in)?,
+        parse_date("check_out", &request.check_out)?,
+    )?;
+    if !(1..=100).contains(&request.guests) {
+        return Err(Error::validation("`guests` must be between 1 and 100"));
+    }
+    let user_id = request
+        .user_id
+        .ok_or_else(|| Error::validation("`user_id` is required"))?;
+    let new_booking = NewBooking {
+        hotel_id: request.hotel_id,
+        target,
+        rate_plan_id: request.rate_plan_id,
+        user_id,
+        stay,
+        guests: request.guests,
+    };
+    let booking = bookings::create_booking(&state.pool, new_booking)
+        .await
+        .map_err(unknown_user)?;
+    Ok(created(format!("/bookings/{}", booking.id), booking))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Query(pagination): Query<Pagination>,
+    Query(query): Query<BookingQuery>,
+) -> Result<Json<Page<Booking>>> {
+    let (limit, offset) = pagination.limit_offset()?;
+    let filter = BookingFilter {
+        status: query.status,
+        hotel_id: query.hotel_id,
+        from: query
+            .from
+            .as_deref()
+            .map(|date| parse_date("from", date))
+            .transpose()?,
+        to: query
+            .to
+            .as_deref()
+            .map(|date| parse_date("to", date))
+            .transpose()?,
+        user_id: None,
+    };
+    let (items, total) = bookings::list_bookings(&state.pool, filter, limit, offset).await?;
+    Ok(Json(Page::new(pagination, items, total)))
+}
+
+pub async fn get(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<Json<Booking>> {
+    Ok(Json(
+        bookings::find_booking(&state.pool, id)
+            .await?
+            .ok_or_else(|| booking_not_found(id))?,
+    ))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(change): Json<BookingChangeRequest>,
+) -> Result<Json<Booking>> {
+    let change = BookingChange {
+        check_in: change
+            .check_in
+            .as_deref()
+            .map(|date| parse_date("check_in", date))
+            .transpose()?,
+        check_out: change
+            .check_out
+            .as_deref()
+            .map(|date| parse_date("check_out", date))
+            .transpose()?,
+        room_type_id: change.room_type_id,
+    };
+    let booking = bookings::change_booking(&state.pool, id, change)
+        .await?
+        .ok_or_else(|| booking_not_found(id))?;
+    Ok(Json(booking))
+}
+
+/// `DELETE /bookings/{id}`: cancels (the booking stays, with status `cancelled`).
+pub async fn cancel(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<StatusCode> {
+    bookings::cancel_booking(&state.pool, id)
+        .await?
+        .ok_or_else(|| booking_not_found(id))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn check_in(state: State<AppState>, id: Path<Uuid>) -> Result<Json<Booking>> {
+    transition(state, id, BookingStatus::CheckedIn).await
+}
+
+pub async fn check_out(state: State<AppState>, id: Path<Uuid>) -> Result<Json<Booking>> {
+    transition(state, id, BookingStatus::CheckedOut).await
+}
+
+pub async fn no_show(state: State<AppState>, id: Path<Uuid>) -> Result<Json<Booking>> {
+    transition(state, id, BookingStatus::NoShow).await
+}
+
+async fn transition(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    next: BookingStatus,
+) -> Result<Json<Booking>> {
+    let booking = bookings::transition_booking(&state.pool, id, next)
+        .await?
+        .ok_or_else(|| booking_not_found(id))?;
+    Ok(Json(booking))
+}
+
+pub async fn invoice(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<Json<Invoice>> {
+    let invoice = bookings::find_invoice(&state.pool, id)
+        .await?
+        .ok_or_else(|| {
+            Error::not_found(format!(
+                "no invoice for booking {id} (bookings made with POST /book have none)"
+            ))
+        })?;
+    Ok(Json(invoice))
+}
+
+fn booking_not_found(id: Uuid) -> Error {
+    Error::not_found(format!("no booking with id {id}"))
+}
+
+/// The only foreign key a new booking can miss after the checks is its user.
+fn unknown_user(error: Error) -> Error {
+    match error {
+        Error::Conflict { code: "in_use", .. } => Error::validation("the user does not exist"),
+        other => other,
+    }
+}
