@@ -30,6 +30,16 @@ pub enum BookingStatus {
 }
 
 impl BookingStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BookingStatus::Confirmed => "confirmed",
+            BookingStatus::CheckedIn => "checked_in",
+            BookingStatus::CheckedOut => "checked_out",
+            BookingStatus::Cancelled => "cancelled",
+            BookingStatus::NoShow => "no_show",
+        }
+    }
+
     /// The transitions of the life cycle: `confirmed` to `checked_in`,
     /// `cancelled` or `no_show`; `checked_in` to `checked_out`.
     pub fn can_become(self, next: BookingStatus) -> bool {
@@ -160,6 +170,32 @@ pub mod hh_mm {
                 "`{field}` must be a time of day such as 14:00, not `{text}`"
             ))
         })
+    }
+}
+
+/// Money as a decimal string with two places (`"129.00"`), whatever scale
+/// the database hands back (a numeric zero comes back as `0`).
+pub mod money {
+    use rust_decimal::Decimal;
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(amount: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{amount:.2}"))
+    }
+
+    pub mod option {
+        use rust_decimal::Decimal;
+        use serde::Serializer;
+
+        pub fn serialize<S: Serializer>(
+            amount: &Option<Decimal>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match amount {
+                Some(amount) => super::serialize(amount, serializer),
+                None => serializer.serialize_none(),
+            }
+        }
     }
 }
 

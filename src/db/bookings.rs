@@ -32,6 +32,7 @@ pub struct Booking {
     pub check_out_at: DateTime<FixedOffset>,
     pub guests: i32,
     pub status: BookingStatus,
+    #[serde(serialize_with = "crate::domain::money::option::serialize")]
     pub total_price: Option<Decimal>,
     pub currency: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -93,6 +94,7 @@ pub struct Invoice {
     pub booking_id: Uuid,
     pub status: InvoiceStatus,
     pub currency: String,
+    #[serde(serialize_with = "crate::domain::money::serialize")]
     pub total: Decimal,
     pub lines: Vec<InvoiceLine>,
 }
@@ -110,6 +112,7 @@ pub enum InvoiceStatus {
 pub struct InvoiceLine {
     pub date: NaiveDate,
     pub description: String,
+    #[serde(serialize_with = "crate::domain::money::serialize")]
     pub amount: Decimal,
 }
 
@@ -670,7 +673,7 @@ fn no_room_free() -> Error {
 fn invalid_transition(from: BookingStatus, to: BookingStatus) -> Error {
     Error::conflict(
         "invalid_transition",
-        format!("a {from:?} booking cannot become {to:?}"),
+        format!("a {} booking cannot become {}", from.as_str(), to.as_str()),
     )
 }
 

@@ -59,6 +59,7 @@ pub struct DailyRate {
     pub room_type_id: Uuid,
     pub rate_plan_id: Uuid,
     pub date: NaiveDate,
+    #[serde(serialize_with = "crate::domain::money::serialize")]
     pub price: Decimal,
     pub currency: String,
 }

@@ -25,6 +25,7 @@ pub struct HotelOffer {
     pub check_in_time: NaiveTime,
     #[serde(with = "hh_mm")]
     pub check_out_time: NaiveTime,
+    #[serde(serialize_with = "crate::domain::money::serialize")]
     pub cheapest_total: Decimal,
     pub currency: String,
 }
@@ -114,6 +115,7 @@ pub struct RoomTypeAvailability {
 pub struct RateOffer {
     pub rate_plan_id: Uuid,
     pub name: String,
+    #[serde(serialize_with = "crate::domain::money::serialize")]
     pub total: Decimal,
     pub currency: String,
     pub nightly: Vec<NightlyPrice>,
@@ -122,6 +124,7 @@ pub struct RateOffer {
 #[derive(Debug, Serialize)]
 pub struct NightlyPrice {
     pub date: NaiveDate,
+    #[serde(serialize_with = "crate::domain::money::serialize")]
     pub price: Decimal,
 }
 

@@ -301,6 +301,72 @@ impl TestApp {
         response.body
     }
 
+    /// Creates a hotel in `timezone` through the API.
+    pub async fn create_hotel(&self, name: &str, city: &str, timezone: &str) -> Value {
+        let body = serde_json::json!({ "name": name, "city": city, "timezone": timezone });
+        let response = self.post("/hotels", body).await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
+        response.body
+    }
+
+    pub async fn create_room_type(&self, hotel_id: &str, name: &str, capacity: i32) -> Value {
+        let body = serde_json::json!({ "name": name, "capacity": capacity });
+        let response = self
+            .post(&format!("/hotels/{hotel_id}/room-types"), body)
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
+        response.body
+    }
+
+    /// `free_cancellation_hours: None` makes it non-refundable.
+    pub async fn create_rate_plan(
+        &self,
+        hotel_id: &str,
+        name: &str,
+        free_cancellation_hours: Option<i32>,
+    ) -> Value {
+        let body =
+            serde_json::json!({ "name": name, "free_cancellation_hours": free_cancellation_hours });
+        let response = self
+            .post(&format!("/hotels/{hotel_id}/rate-plans"), body)
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
+        response.body
+    }
+
+    /// Creates a room of a hotel's room type.
+    pub async fn create_room_of(&self, hotel_id: &str, room_type_id: &str, name: &str) -> Value {
+        let body =
+            serde_json::json!({ "name": name, "hotel_id": hotel_id, "room_type_id": room_type_id });
+        let response = self.post("/rooms", body).await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
+        response.body
+    }
+
+    /// Prices every night of `[from, to)` (`YYYY-MM-DD`).
+    pub async fn put_rates(
+        &self,
+        hotel_id: &str,
+        room_type_id: &str,
+        rate_plan_id: &str,
+        from: &str,
+        to: &str,
+        price: &str,
+    ) {
+        let body = serde_json::json!({
+            "room_type_id": room_type_id, "rate_plan_id": rate_plan_id,
+            "from": from, "to": to, "price": price, "currency": "EUR",
+        });
+        let response = self
+            .request(
+                Method::PUT,
+                &format!("/hotels/{hotel_id}/rates"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    }
+
     /// A row count, for checking what a request left in the database.
     pub async fn count(&self, sql: &'static str) -> i64 {
         sqlx::query_scalar(sql)
