@@ -38,29 +38,8 @@ pub async fn search_hotels(
     limit: i64,
     offset: i64,
 ) -> sqlx::Result<(Vec<HotelOffer>, i64)> {
-    let rows = sqlx::query!(
-        r#"with offers as (
-               select rt.hotel_id, sum(d.price) as total, min(d.currency) as currency
-               from room_types rt
-               join daily_rates d on d.room_type_id = rt.id and d.date >= lower($2::daterange) and d.date < upper($2::daterange)
-               join hotels h on h.id = rt.hotel_id
-               where rt.capacity >= $3 and ($1::text is null or h.city = $1)
-                 and exists (select 1 from rooms r
-                             where r.room_type_id = rt.id
-                               and not exists (select 1 from bookings b
-                                               where b.room_id = r.id and b.stay && $2::daterange
-                                                 and b.status not in ('cancelled', 'no_show')))
-               group by rt.hotel_id, rt.id, d.rate_plan_id
-               having count(*) = upper($2::daterange) - lower($2::daterange) and count(distinct d.currency) = 1
-           ),
-           cheapest as (
-               select distinct on (hotel_id) hotel_id, total, currency from offers order by hotel_id, total
-           )
-           select h.id, h.name, h.city, h.timezone, h.check_in_time, h.check_out_time,
-                  c.total as "cheapest_total!", c.currency as "currency!", count(*) over () as "total_count!"
-           from cheapest c join hotels h on h.id = c.hotel_id
-           order by c.total, h.name, h.id
-           limit $4 offset $5"#,
+    let rows = sqlx::query_file!(
+        "src/db/search_hotels.sql",
         city,
         stay.range() as PgRange<NaiveDate>,
         guests,
