@@ -1,12 +1,26 @@
-//! Passwords: accepted as [`Password`] (never printed) and stored only as
-//! Argon2id hashes with a random salt.
+//! Who is calling: passwords (accepted as [`Password`], never printed, stored
+//! only as Argon2id hashes), HS256 access tokens, and the extractors that
+//! turn `Authorization: Bearer` into a caller.
 
 use std::fmt;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::LazyLock;
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
-use serde::Deserialize;
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
+use crate::AppState;
+use crate::domain::Role;
 use crate::error::{Error, Result};
 
 /// A password as the client sent it. `Debug` hides it, so it cannot reach a log.
@@ -45,4 +59,175 @@ pub async fn hash_password(password: Password) -> Result<String> {
     })
     .await
     .map_err(|error| Error::Internal(format!("password hashing task failed: {error}")))?
+}
+
+/// Checks a password against a stored hash on a blocking thread. Without a
+/// stored hash it still does the work of one check, so that an unknown name
+/// and a wrong password take the same time and get the same answer.
+pub async fn verify_password(password: Password, stored: Option<String>) -> Result<bool> {
+    tokio::task::spawn_blocking(move || {
+        let known = stored.is_some();
+        let hash = stored.unwrap_or_else(|| UNKNOWN_USER_HASH.clone());
+        let parsed = PasswordHash::new(&hash).map_err(|error| {
+            Error::Internal(format!("a stored password hash is unreadable: {error}"))
+        })?;
+        let matches = Argon2::default()
+            .verify_password(password.0.as_bytes(), &parsed)
+            .is_ok();
+        Ok(matches && known)
+    })
+    .await
+    .map_err(|error| Error::Internal(format!("password check task failed: {error}")))?
+}
+
+/// An Argon2id hash of a random password nobody knows.
+static UNKNOWN_USER_HASH: LazyLock<String> = LazyLock::new(|| {
+    let mut password = [0u8; 32];
+    OsRng.fill_bytes(&mut password);
+    Argon2::default()
+        .hash_password(&password, &SaltString::generate(&mut OsRng))
+        .map(|hash| hash.to_string())
+        .unwrap_or_default()
+});
+
+/// How long an access token lives.
+pub const TOKEN_TTL_SECONDS: i64 = 3600;
+
+/// The smallest JWT secret accepted, in bytes.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// What a token says: who (`sub`), with which role, until when.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: Uuid,
+    pub role: Role,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// The HS256 keys made from the configured secret.
+pub struct Keys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl fmt::Debug for Keys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Keys(***)")
+    }
+}
+
+impl Keys {
+    /// Refuses a secret shorter than [`MIN_SECRET_LEN`] bytes.
+    pub fn new(secret: &[u8]) -> std::result::Result<Keys, String> {
+        if secret.len() < MIN_SECRET_LEN {
+            return Err(format!(
+                "JWT_SECRET must be at least {MIN_SECRET_LEN} bytes long"
+            ));
+        }
+        Ok(Keys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        })
+    }
+
+    /// Mints an access token for a user.
+    pub fn mint(&self, user_id: Uuid, role: Role) -> Result<String> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: user_id,
+            role,
+            iat: now,
+            exp: now + TOKEN_TTL_SECONDS,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|error| Error::Internal(format!("cannot sign a token: {error}")))
+    }
+
+    /// Verifies signature (HS256 only) and expiry.
+    pub fn verify(&self, token: &str) -> Result<Claims> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|_| Error::Unauthorized)
+    }
+}
+
+/// A secret for the managed database, made once and kept in the data
+/// directory with mode 0600.
+pub fn load_or_create_secret(path: &Path) -> std::io::Result<String> {
+    match fs::read_to_string(path) {
+        Ok(secret) => Ok(secret.trim().to_owned()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 48];
+            OsRng.fill_bytes(&mut bytes);
+            let secret: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)?;
+            file.write_all(secret.as_bytes())?;
+            Ok(secret)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// The caller, from `Authorization: Bearer <token>`, as the database knows it
+/// now: a deleted user's token stops working, a changed role applies at once.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthUser {
+    pub id: Uuid,
+    pub role: Role,
+}
+
+impl AuthUser {
+    /// `403` unless the caller has at least `role`.
+    pub fn require(&self, role: Role) -> Result<()> {
+        if self.role >= role {
+            Ok(())
+        } else {
+            Err(Error::Forbidden)
+        }
+    }
+
+    pub fn is_staff(&self) -> bool {
+        self.role >= Role::Staff
+    }
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let claims = TokenClaims::from_request_parts(parts, state).await?.0;
+        let role = crate::db::users::find_role(&state.pool, claims.sub)
+            .await?
+            .ok_or(Error::Unauthorized)?;
+        Ok(AuthUser {
+            id: claims.sub,
+            role,
+        })
+    }
+}
+
+/// A verified token's claims, without asking the database; for `POST /book`,
+/// whose one statement checks the caller itself.
+pub struct TokenClaims(pub Claims);
+
+impl FromRequestParts<AppState> for TokenClaims {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or(Error::Unauthorized)?;
+        state.keys.verify(token.trim()).map(TokenClaims)
+    }
 }

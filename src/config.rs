@@ -27,6 +27,17 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply the database migrations and exit.
     Migrate,
+    /// Print an access token for a user, signed with the configured secret.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// The user's name.
+    pub user: String,
+    /// Create the user as an admin first, unless it exists.
+    #[arg(long)]
+    pub create_admin: bool,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -67,6 +78,12 @@ pub struct Config {
     /// Seconds to wait for a free database connection before answering 503.
     #[arg(long, env = "POOL_ACQUIRE_TIMEOUT", default_value = "5", value_parser = parse_seconds, global = true)]
     pub acquire_timeout: Duration,
+
+    /// Secret that signs access tokens (HS256), at least 32 bytes. Required with
+    /// DATABASE_URL; with the managed database it is made once and kept in the
+    /// data directory.
+    #[arg(long, env = "JWT_SECRET", global = true, hide_env_values = true)]
+    pub jwt_secret: Option<String>,
 
     /// Log filter, in `tracing` EnvFilter syntax.
     #[arg(long = "log", env = "RUST_LOG", default_value = "info", global = true)]

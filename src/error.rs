@@ -22,6 +22,15 @@ pub enum Error {
     #[error("{detail}")]
     Invalid { code: &'static str, detail: String },
 
+    /// `401 Unauthorized` with `WWW-Authenticate: Bearer`: no token, or not a
+    /// valid one; also a wrong name or password.
+    #[error("missing or invalid credentials")]
+    Unauthorized,
+
+    /// `403 Forbidden`: the caller's role does not allow this.
+    #[error("your role does not allow this")]
+    Forbidden,
+
     /// `404 Not Found`: no such resource (or one the caller may not see).
     #[error("{0}")]
     NotFound(String),
@@ -80,6 +89,8 @@ impl Error {
         match self {
             Error::Malformed(_) => StatusCode::BAD_REQUEST,
             Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::Forbidden => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -93,6 +104,8 @@ impl Error {
         match self {
             Error::Malformed(_) => "malformed_request",
             Error::Invalid { code, .. } | Error::Conflict { code, .. } => code,
+            Error::Unauthorized => "unauthorized",
+            Error::Forbidden => "forbidden",
             Error::NotFound(_) => "not_found",
             Error::PayloadTooLarge => "payload_too_large",
             Error::UnsupportedMediaType => "unsupported_media_type",
@@ -167,6 +180,9 @@ impl IntoResponse for Error {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }

@@ -24,22 +24,27 @@ pub mod handlers;
 pub mod managed_db;
 pub mod routes;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::config::{Command, Config, ServeArgs};
+use crate::config::{Command, Config, ServeArgs, TokenArgs};
 use crate::managed_db::{ClusterOptions, ManagedPostgres};
 pub use crate::routes::app;
 
 /// The database the service uses on its managed PostgreSQL.
 pub const MANAGED_DATABASE: &str = "room_booking";
 
+/// The file in the managed data directory that keeps the JWT secret.
+const SECRET_FILE: &str = "jwt-secret";
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    pub keys: Arc<auth::Keys>,
     pub request_timeout: Duration,
 }
 
@@ -54,6 +59,12 @@ pub enum StartupError {
     Connect(#[source] sqlx::Error),
     #[error("cannot apply the migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Secret(String),
+    #[error("no user named `{0}` (add --create-admin to create it as an admin)")]
+    UnknownUser(String),
+    #[error("{0}")]
+    Token(error::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -67,11 +78,17 @@ pub enum StartupError {
 /// when `DATABASE_URL` is unset), does the work, and stops what it started.
 pub async fn run(config: Config, command: Command) -> Result<(), StartupError> {
     let (options, managed) = match &config.database_url {
-        Some(url) => (
-            url.parse::<PgConnectOptions>()
-                .map_err(StartupError::DatabaseUrl)?,
-            None,
-        ),
+        Some(url) => {
+            if config.jwt_secret.is_none() && !matches!(command, Command::Migrate) {
+                return Err(StartupError::Secret(
+                    "JWT_SECRET must be set when DATABASE_URL is set".into(),
+                ));
+            }
+            let options = url
+                .parse::<PgConnectOptions>()
+                .map_err(StartupError::DatabaseUrl)?;
+            (options, None)
+        }
         None => {
             let server =
                 ManagedPostgres::start(&config.data_dir, &ClusterOptions::default()).await?;
@@ -79,7 +96,23 @@ pub async fn run(config: Config, command: Command) -> Result<(), StartupError> {
             (server.connect_options(MANAGED_DATABASE), Some(server))
         }
     };
-    let result = run_with_database(&config, command, options, managed.is_some()).await;
+    let secret = match (&config.jwt_secret, &managed) {
+        (Some(secret), _) => Ok(secret.clone()),
+        (None, Some(server)) => auth::load_or_create_secret(&server.data_dir().join(SECRET_FILE))
+            .map_err(|error| {
+                StartupError::Secret(format!(
+                    "cannot keep the JWT secret in the data directory: {error}"
+                ))
+            }),
+        // `migrate` against DATABASE_URL signs nothing.
+        (None, None) => Ok(String::new()),
+    };
+    let result = match secret {
+        Ok(secret) => {
+            run_with_database(&config, command, options, managed.is_some(), &secret).await
+        }
+        Err(error) => Err(error),
+    };
     if let Some(server) = managed {
         server.stop();
     }
@@ -91,6 +124,7 @@ async fn run_with_database(
     command: Command,
     options: PgConnectOptions,
     managed: bool,
+    secret: &str,
 ) -> Result<(), StartupError> {
     if managed {
         db::create_database_if_missing(&options, MANAGED_DATABASE)
@@ -103,6 +137,7 @@ async fn run_with_database(
         .connect_with(options)
         .await
         .map_err(StartupError::Connect)?;
+    let keys = auth::Keys::new(secret.as_bytes()).map_err(StartupError::Secret);
     let result = match command {
         Command::Migrate => {
             db::MIGRATOR.run(&pool).await?;
@@ -110,21 +145,39 @@ async fn run_with_database(
             Ok(())
         }
         Command::Serve(ServeArgs { no_migrate }) => {
+            let keys = Arc::new(keys?);
             if !no_migrate {
                 db::MIGRATOR.run(&pool).await?;
             }
-            serve(
-                config,
-                AppState {
-                    pool: pool.clone(),
-                    request_timeout: config.request_timeout,
-                },
-            )
-            .await
+            let state = AppState {
+                pool: pool.clone(),
+                keys,
+                request_timeout: config.request_timeout,
+            };
+            serve(config, state).await
+        }
+        Command::Token(TokenArgs { user, create_admin }) => {
+            mint_token(&pool, &keys?, &user, create_admin).await
         }
     };
     pool.close().await;
     result
+}
+
+/// Prints a token for `user` to standard output.
+async fn mint_token(
+    pool: &PgPool,
+    keys: &auth::Keys,
+    user: &str,
+    create_admin: bool,
+) -> Result<(), StartupError> {
+    let (id, role) = db::users::find_or_create_admin(pool, user, create_admin)
+        .await
+        .map_err(StartupError::Connect)?
+        .ok_or_else(|| StartupError::UnknownUser(user.to_owned()))?;
+    let token = keys.mint(id, role).map_err(StartupError::Token)?;
+    println!("{token}");
+    Ok(())
 }
 
 async fn serve(config: &Config, state: AppState) -> Result<(), StartupError> {

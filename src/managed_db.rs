@@ -68,7 +68,10 @@ pub struct ClusterOptions {
 #[derive(Debug)]
 pub struct ManagedPostgres {
     data_dir: PathBuf,
-    child: Child,
+    /// `None` when another process of ours already runs the server on this
+    /// directory (say `room-booking token` beside a running service): then it
+    /// is used as it is, and left running.
+    child: Option<Child>,
 }
 
 impl ManagedPostgres {
@@ -94,6 +97,18 @@ impl ManagedPostgres {
 
         if !data_dir.join("PG_VERSION").exists() {
             init_cluster(&bin_dir, &data_dir, owner.as_ref()).await?;
+        } else if data_dir.join("postmaster.pid").exists() {
+            let running = ManagedPostgres {
+                data_dir: data_dir.clone(),
+                child: None,
+            };
+            if PgConnection::connect_with(&running.connect_options("postgres"))
+                .await
+                .is_ok()
+            {
+                tracing::info!(dir = %data_dir.display(), "using the PostgreSQL already running there");
+                return Ok(running);
+            }
         }
 
         let log_path = data_dir.join("postgres.log");
@@ -131,7 +146,10 @@ impl ManagedPostgres {
             command.uid(user.uid.as_raw()).gid(user.gid.as_raw());
         }
         let child = spawn_tied_to_process(command).map_err(io_error("cannot run postgres"))?;
-        let server = ManagedPostgres { data_dir, child };
+        let server = ManagedPostgres {
+            data_dir,
+            child: Some(child),
+        };
         server.wait_until_ready(&log_path, log_start).await?;
         Ok(server)
     }
@@ -157,12 +175,13 @@ impl ManagedPostgres {
     }
 
     /// Fast shutdown: ends sessions, checkpoints, and waits for the server to exit.
-    pub fn stop(mut self) {
-        let pid = Pid::from_raw(self.child.id() as i32);
+    pub fn stop(self) {
+        let Some(mut child) = self.child else { return };
+        let pid = Pid::from_raw(child.id() as i32);
         if let Err(errno) = signal::kill(pid, Signal::SIGINT) {
             tracing::warn!(%errno, "could not signal postgres");
         }
-        match self.child.wait() {
+        match child.wait() {
             Ok(status) => {
                 tracing::info!(%status, dir = %self.data_dir.display(), "postgres stopped")
             }
@@ -181,7 +200,11 @@ impl ManagedPostgres {
             if PgConnection::connect_with(&options).await.is_ok() {
                 return Ok(());
             }
-            if started.elapsed() > START_TIMEOUT || child_exited(self.child.id()) {
+            let exited = self
+                .child
+                .as_ref()
+                .is_none_or(|child| child_exited(child.id()));
+            if started.elapsed() > START_TIMEOUT || exited {
                 let hint = if Uid::effective().is_root() {
                     " (as root it runs as an unprivileged user, who must be able to reach the data directory)"
                 } else {

@@ -14,7 +14,7 @@ use tracing::Level;
 
 use crate::AppState;
 use crate::error::Error;
-use crate::handlers::{book, bookings, health, hotels, rooms, users};
+use crate::handlers::{auth, book, bookings, health, hotels, rooms, users};
 
 /// Bodies are small JSON documents; anything larger answers `413`.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -27,6 +27,10 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
+        // Public: registration, tokens, and the search (SPEC 4.6). Every other
+        // handler takes an `AuthUser` (or `TokenClaims`) and so needs a token.
+        .route("/auth/register", post(auth::register))
+        .route("/auth/token", post(auth::token))
         // Seed-compatible calls (SPEC 4.1).
         .route("/book", post(book::book))
         .route("/rooms", get(rooms::list).post(rooms::create))

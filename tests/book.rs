@@ -220,6 +220,7 @@ async fn malformed_requests_are_refused() {
     let no_content_type = Request::builder()
         .method(Method::POST)
         .uri("/book")
+        .header("authorization", format!("Bearer {}", app.admin_token()))
         .body(Body::from(
             json!({"room_name": "ROOM7", "user_name": "user3", "date": date}).to_string(),
         ))
@@ -249,7 +250,7 @@ async fn unknown_routes_answer_a_problem_document() {
 async fn one_hundred_racing_clients_get_exactly_one_night() {
     let app = app_with_room_and_user().await;
     let base = app.serve().await;
-    let client = reqwest::Client::new();
+    let client = app.http_client();
     let date = in_days(10).format("%d.%m.%y").to_string();
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(100));
     let tasks: Vec<_> = (0..100)

@@ -377,7 +377,7 @@ async fn racing_clients_fill_each_room_once() {
     let app = TestApp::new().await;
     let h = hotel(&app, "UTC", ROOMS, Some(48)).await;
     let base = app.serve().await;
-    let client = reqwest::Client::new();
+    let client = app.http_client();
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(3 * ROOMS));
     let tasks: Vec<_> = (0..3 * ROOMS)
         .map(|_| {
@@ -525,7 +525,7 @@ async fn a_change_racing_a_new_booking_never_overlaps() {
     let app = TestApp::new().await;
     let h = hotel(&app, "UTC", 1, Some(48)).await;
     let base = app.serve().await;
-    let client = reqwest::Client::new();
+    let client = app.http_client();
     let mut new_bookings = 0;
     for round in 0..10u64 {
         let start = 2 + round * 4;

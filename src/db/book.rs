@@ -4,7 +4,7 @@ use chrono::NaiveDate;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::BookingStatus;
+use crate::domain::{BookingStatus, Role};
 
 /// What became of a `POST /book`.
 #[derive(Debug)]
@@ -21,6 +21,10 @@ pub enum NightBooking {
     },
     /// The room is already booked for that night.
     Taken,
+    /// The caller's user no longer exists.
+    UnknownCaller,
+    /// A guest may book only for itself.
+    NotYours,
 }
 
 /// Books `night` of room `room_name` (default hotel) for `user_name`, in one
@@ -30,22 +34,21 @@ pub async fn book_night(
     room_name: &str,
     user_name: &str,
     night: NaiveDate,
+    caller: Uuid,
 ) -> sqlx::Result<NightBooking> {
-    let row = sqlx::query_file!("src/db/book.sql", room_name, user_name, night)
+    let row = sqlx::query_file!("src/db/book.sql", room_name, user_name, night, caller)
         .fetch_one(pool)
         .await?;
+    if let (Some(id), Some(status)) = (row.booking_id, row.status) {
+        return Ok(NightBooking::Booked { id, status });
+    }
     Ok(
-        match (
-            row.room_id,
-            row.user_id,
-            row.today,
-            row.booking_id,
-            row.status,
-        ) {
-            (_, _, _, Some(id), Some(status)) => NightBooking::Booked { id, status },
-            (None, ..) => NightBooking::UnknownRoom,
-            (_, None, ..) => NightBooking::UnknownUser,
-            (_, _, Some(today), ..) if night < today => NightBooking::Past { today },
+        match (row.caller_role, row.room_id, row.user_id, row.today) {
+            (None, ..) => NightBooking::UnknownCaller,
+            (_, None, ..) => NightBooking::UnknownRoom,
+            (_, _, None, _) => NightBooking::UnknownUser,
+            (Some(Role::Guest), _, Some(user_id), _) if user_id != caller => NightBooking::NotYours,
+            (_, _, _, Some(today)) if night < today => NightBooking::Past { today },
             _ => NightBooking::Taken,
         },
     )

@@ -1,5 +1,6 @@
 -- POST /book in one round trip: resolve the room (in the default hotel) and the
--- user by name, refuse a night before today in the hotel's time zone, insert.
+-- user by name, check the caller $4 (it must still exist; a guest books only
+-- for itself), refuse a night before today in the hotel's time zone, insert.
 -- The exclusion constraint `bookings_no_overlap` decides conflicts; with
 -- `on conflict do nothing` a taken night yields no inserted row instead of an
 -- error, so the caller tells "taken" from "unknown" or "past" by what was found.
@@ -14,19 +15,23 @@ with room as (
 booker as (
     select id from users where name = $2
 ),
+caller as (
+    select id, role from users where id = $4
+),
 inserted as (
     insert into bookings (room_id, user_id, stay, check_in_at, check_out_at)
     select room.id, booker.id, daterange($3::date, $3::date + 1),
            ($3::date + room.check_in_time) at time zone room.timezone,
            ($3::date + 1 + room.check_out_time) at time zone room.timezone
-    from room, booker
-    where $3::date >= room.today
+    from room, booker, caller
+    where $3::date >= room.today and (caller.role <> 'guest' or caller.id = booker.id)
     on conflict do nothing
     returning id, status
 )
 select room.id as "room_id?", booker.id as "user_id?", room.today as "today?", inserted.id as "booking_id?",
-       inserted.status as "status?: BookingStatus"
+       inserted.status as "status?: BookingStatus", caller.role as "caller_role?: Role"
 from (values (1)) as one (x)
 left join room on true
 left join booker on true
+left join caller on true
 left join inserted on true

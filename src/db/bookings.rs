@@ -145,6 +145,13 @@ impl Pricing {
     }
 }
 
+/// Who a booking is for.
+pub async fn find_owner(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!("select user_id from bookings where id = $1", id)
+        .fetch_optional(pool)
+        .await
+}
+
 pub async fn find_booking(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Booking>> {
     let mut conn = pool.acquire().await?;
     fetch_booking(&mut conn, id).await

@@ -107,3 +107,50 @@ pub async fn delete_user(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
         .await?;
     Ok(deleted.rows_affected() == 1)
 }
+
+/// A user's current role; `None` when the user no longer exists.
+pub async fn find_role(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Role>> {
+    sqlx::query_scalar!(
+        r#"select role as "role: Role" from users where id = $1"#,
+        id
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+/// Id, role and password hash of a user, for signing in.
+pub async fn find_credentials(
+    pool: &PgPool,
+    name: &str,
+) -> sqlx::Result<Option<(Uuid, Role, Option<String>)>> {
+    let row = sqlx::query!(
+        r#"select id, role as "role: Role", password_hash from users where name = $1"#,
+        name
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|row| (row.id, row.role, row.password_hash)))
+}
+
+/// Finds a user by name, or creates it as an admin (for `room-booking token --create-admin`).
+pub async fn find_or_create_admin(
+    pool: &PgPool,
+    name: &str,
+    create: bool,
+) -> sqlx::Result<Option<(Uuid, Role)>> {
+    if create {
+        sqlx::query!(
+            "insert into users (name, role) values ($1, 'admin') on conflict (name) do nothing",
+            name
+        )
+        .execute(pool)
+        .await?;
+    }
+    let row = sqlx::query!(
+        r#"select id, role as "role: Role" from users where name = $1"#,
+        name
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|row| (row.id, row.role)))
+}

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::created;
 use crate::AppState;
+use crate::auth::TokenClaims;
 use crate::db::book::{NightBooking, book_night};
 use crate::domain::{BookingStatus, parse_seed_date};
 use crate::error::{Error, Result};
@@ -32,10 +33,19 @@ pub struct BookedNight {
 
 pub async fn book(
     State(state): State<AppState>,
+    TokenClaims(caller): TokenClaims,
     Json(request): Json<BookNight>,
 ) -> Result<Response> {
     let night = parse_seed_date(&request.date)?;
-    match book_night(&state.pool, &request.room_name, &request.user_name, night).await? {
+    match book_night(
+        &state.pool,
+        &request.room_name,
+        &request.user_name,
+        night,
+        caller.sub,
+    )
+    .await?
+    {
         NightBooking::Booked { id, status } => Ok(created(
             format!("/bookings/{id}"),
             BookedNight {
@@ -58,6 +68,8 @@ pub async fn book(
             "date_in_past",
             format!("{night} is before today ({today}) in the hotel's time zone"),
         )),
+        NightBooking::UnknownCaller => Err(Error::Unauthorized),
+        NightBooking::NotYours => Err(Error::Forbidden),
         NightBooking::Taken => Err(Error::conflict(
             "room_already_booked",
             format!("room `{}` is already booked on {night}", request.room_name),

@@ -8,10 +8,11 @@ use uuid::Uuid;
 
 use super::created;
 use crate::AppState;
+use crate::auth::AuthUser;
 use crate::db::bookings::{
     self, Booking, BookingChange, BookingFilter, Invoice, NewBooking, Target,
 };
-use crate::domain::{BookingStatus, Page, Pagination, Stay, parse_date};
+use crate::domain::{BookingStatus, Page, Pagination, Role, Stay, parse_date};
 use crate::error::{Error, Result};
 use crate::extract::{Json, Path, Query};
 
@@ -51,6 +52,7 @@ pub struct BookingQuery {
 
 pub async fn create(
     State(state): State<AppState>,
+    caller: AuthUser,
     Json(request): Json<NewBookingRequest>,
 ) -> Result<Response> {
     let target = match (request.room_type_id, request.room_id) {
@@ -65,9 +67,14 @@ pub async fn create(
     if !(1..=100).contains(&request.guests) {
         return Err(Error::validation("`guests` must be between 1 and 100"));
     }
-    let user_id = request
-        .user_id
-        .ok_or_else(|| Error::validation("`user_id` is required"))?;
+    // A guest books for itself; staff may name anyone.
+    let user_id = match request.user_id {
+        Some(user_id) if user_id != caller.id => {
+            caller.require(Role::Staff)?;
+            user_id
+        }
+        _ => caller.id,
+    };
     let new_booking = NewBooking {
         hotel_id: request.hotel_id,
         target,
@@ -84,6 +91,7 @@ pub async fn create(
 
 pub async fn list(
     State(state): State<AppState>,
+    caller: AuthUser,
     Query(pagination): Query<Pagination>,
     Query(query): Query<BookingQuery>,
 ) -> Result<Json<Page<Booking>>> {
@@ -101,25 +109,32 @@ pub async fn list(
             .as_deref()
             .map(|date| parse_date("to", date))
             .transpose()?,
-        user_id: None,
+        // A guest sees its own bookings only.
+        user_id: (!caller.is_staff()).then_some(caller.id),
     };
     let (items, total) = bookings::list_bookings(&state.pool, filter, limit, offset).await?;
     Ok(Json(Page::new(pagination, items, total)))
 }
 
-pub async fn get(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<Json<Booking>> {
-    Ok(Json(
-        bookings::find_booking(&state.pool, id)
-            .await?
-            .ok_or_else(|| booking_not_found(id))?,
-    ))
+pub async fn get(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Booking>> {
+    let booking = bookings::find_booking(&state.pool, id)
+        .await?
+        .filter(|booking| caller.is_staff() || booking.user_id == caller.id)
+        .ok_or_else(|| booking_not_found(id))?;
+    Ok(Json(booking))
 }
 
 pub async fn update(
     State(state): State<AppState>,
+    caller: AuthUser,
     Path(id): Path<Uuid>,
     Json(change): Json<BookingChangeRequest>,
 ) -> Result<Json<Booking>> {
+    may_see(&state, caller, id).await?;
     let change = BookingChange {
         check_in: change
             .check_in
@@ -140,37 +155,63 @@ pub async fn update(
 }
 
 /// `DELETE /bookings/{id}`: cancels (the booking stays, with status `cancelled`).
-pub async fn cancel(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<StatusCode> {
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode> {
+    may_see(&state, caller, id).await?;
     bookings::cancel_booking(&state.pool, id)
         .await?
         .ok_or_else(|| booking_not_found(id))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn check_in(state: State<AppState>, id: Path<Uuid>) -> Result<Json<Booking>> {
-    transition(state, id, BookingStatus::CheckedIn).await
+pub async fn check_in(
+    state: State<AppState>,
+    caller: AuthUser,
+    id: Path<Uuid>,
+) -> Result<Json<Booking>> {
+    transition(state, caller, id, BookingStatus::CheckedIn).await
 }
 
-pub async fn check_out(state: State<AppState>, id: Path<Uuid>) -> Result<Json<Booking>> {
-    transition(state, id, BookingStatus::CheckedOut).await
+pub async fn check_out(
+    state: State<AppState>,
+    caller: AuthUser,
+    id: Path<Uuid>,
+) -> Result<Json<Booking>> {
+    transition(state, caller, id, BookingStatus::CheckedOut).await
 }
 
-pub async fn no_show(state: State<AppState>, id: Path<Uuid>) -> Result<Json<Booking>> {
-    transition(state, id, BookingStatus::NoShow).await
+pub async fn no_show(
+    state: State<AppState>,
+    caller: AuthUser,
+    id: Path<Uuid>,
+) -> Result<Json<Booking>> {
+    transition(state, caller, id, BookingStatus::NoShow).await
 }
 
+/// The life cycle is the front desk's: staff only.
 async fn transition(
     State(state): State<AppState>,
+    caller: AuthUser,
     Path(id): Path<Uuid>,
     next: BookingStatus,
 ) -> Result<Json<Booking>> {
+    may_see(&state, caller, id).await?;
+    caller.require(Role::Staff)?;
     let booking = bookings::transition_booking(&state.pool, id, next)
         .await?
         .ok_or_else(|| booking_not_found(id))?;
     Ok(Json(booking))
 }
 
-pub async fn invoice(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<Json<Invoice>> {
+pub async fn invoice(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Invoice>> {
+    may_see(&state, caller, id).await?;
     let invoice = bookings::find_invoice(&state.pool, id)
         .await?
         .ok_or_else(|| {
@@ -179,6 +220,17 @@ pub async fn invoice(State(state): State<AppState>, Path(id): Path<Uuid>) -> Res
             ))
         })?;
     Ok(Json(invoice))
+}
+
+/// Staff see every booking; a guest only its own, and `404` for others.
+async fn may_see(state: &AppState, caller: AuthUser, id: Uuid) -> Result<()> {
+    if caller.is_staff() {
+        return Ok(());
+    }
+    match bookings::find_owner(&state.pool, id).await? {
+        Some(owner) if owner == caller.id => Ok(()),
+        _ => Err(booking_not_found(id)),
+    }
 }
 
 fn booking_not_found(id: Uuid) -> Error {

@@ -11,13 +11,14 @@ use uuid::Uuid;
 use super::created;
 use super::rooms::in_use;
 use crate::AppState;
+use crate::auth::AuthUser;
 use crate::db::hotels::{
     self, DailyRate, Deletion, Hotel, HotelChange, NewHotel, RatePlan, RatesQuery, RatesUpsert,
     RoomType,
 };
 use crate::db::search::{self, RoomTypeAvailability};
 use crate::domain::{
-    Name, Page, Pagination, Stay, hh_mm, parse_currency, parse_date, parse_timezone,
+    Name, Page, Pagination, Role, Stay, hh_mm, parse_currency, parse_date, parse_timezone,
 };
 use crate::error::{Error, Result};
 use crate::extract::{Json, Path, Query};
@@ -149,7 +150,11 @@ pub async fn list(
     }
 }
 
-pub async fn get(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<Json<Hotel>> {
+pub async fn get(
+    State(state): State<AppState>,
+    _caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Hotel>> {
     Ok(Json(
         hotels::find_hotel(&state.pool, id)
             .await?
@@ -159,8 +164,10 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<
 
 pub async fn create(
     State(state): State<AppState>,
+    caller: AuthUser,
     Json(hotel): Json<NewHotelRequest>,
 ) -> Result<Response> {
+    caller.require(Role::Staff)?;
     let new_hotel = NewHotel {
         name: Name::parse("name", &hotel.name)?,
         city: hotel.city.trim().to_owned(),
@@ -180,9 +187,11 @@ pub async fn create(
 
 pub async fn update(
     State(state): State<AppState>,
+    caller: AuthUser,
     Path(id): Path<Uuid>,
     Json(change): Json<HotelChangeRequest>,
 ) -> Result<Json<Hotel>> {
+    caller.require(Role::Staff)?;
     let change = HotelChange {
         name: change
             .name
@@ -212,7 +221,12 @@ pub async fn update(
     Ok(Json(hotel))
 }
 
-pub async fn delete(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<StatusCode> {
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode> {
+    caller.require(Role::Staff)?;
     match hotels::delete_hotel(&state.pool, id)
         .await
         .map_err(in_use("hotel"))?
@@ -251,6 +265,7 @@ pub async fn availability(
 
 pub async fn list_room_types(
     State(state): State<AppState>,
+    _caller: AuthUser,
     Path(hotel_id): Path<Uuid>,
     Query(pagination): Query<Pagination>,
 ) -> Result<Json<Page<RoomType>>> {
@@ -264,9 +279,11 @@ pub async fn list_room_types(
 
 pub async fn create_room_type(
     State(state): State<AppState>,
+    caller: AuthUser,
     Path(hotel_id): Path<Uuid>,
     Json(room_type): Json<NewRoomType>,
 ) -> Result<Response> {
+    caller.require(Role::Staff)?;
     let name = Name::parse("name", &room_type.name)?;
     let capacity = parse_capacity(room_type.capacity)?;
     hotels::find_hotel(&state.pool, hotel_id)
@@ -281,9 +298,11 @@ pub async fn create_room_type(
 
 pub async fn update_room_type(
     State(state): State<AppState>,
+    caller: AuthUser,
     Path((hotel_id, id)): Path<(Uuid, Uuid)>,
     Json(change): Json<RoomTypeChange>,
 ) -> Result<Json<RoomType>> {
+    caller.require(Role::Staff)?;
     let name = change
         .name
         .as_deref()
@@ -298,8 +317,10 @@ pub async fn update_room_type(
 
 pub async fn delete_room_type(
     State(state): State<AppState>,
+    caller: AuthUser,
     Path((hotel_id, id)): Path<(Uuid, Uuid)>,
 ) -> Result<StatusCode> {
+    caller.require(Role::Staff)?;
     match hotels::delete_room_type(&state.pool, hotel_id, id)
         .await
         .map_err(in_use("room type"))?
@@ -317,6 +338,7 @@ pub async fn delete_room_type(
 
 pub async fn list_rate_plans(
     State(state): State<AppState>,
+    _caller: AuthUser,
     Path(hotel_id): Path<Uuid>,
     Query(pagination): Query<Pagination>,
 ) -> Result<Json<Page<RatePlan>>> {
@@ -330,9 +352,11 @@ pub async fn list_rate_plans(
 
 pub async fn create_rate_plan(
     State(state): State<AppState>,
+    caller: AuthUser,
     Path(hotel_id): Path<Uuid>,
     Json(plan): Json<NewRatePlan>,
 ) -> Result<Response> {
+    caller.require(Role::Staff)?;
     let name = Name::parse("name", &plan.name)?;
     let hours = plan.free_cancellation_hours.map(parse_hours).transpose()?;
     hotels::find_hotel(&state.pool, hotel_id)
@@ -347,9 +371,11 @@ pub async fn create_rate_plan(
 
 pub async fn update_rate_plan(
     State(state): State<AppState>,
+    caller: AuthUser,
     Path((hotel_id, id)): Path<(Uuid, Uuid)>,
     Json(change): Json<RatePlanChange>,
 ) -> Result<Json<RatePlan>> {
+    caller.require(Role::Staff)?;
     let name = change
         .name
         .as_deref()
@@ -367,8 +393,10 @@ pub async fn update_rate_plan(
 
 pub async fn delete_rate_plan(
     State(state): State<AppState>,
+    caller: AuthUser,
     Path((hotel_id, id)): Path<(Uuid, Uuid)>,
 ) -> Result<StatusCode> {
+    caller.require(Role::Staff)?;
     match hotels::delete_rate_plan(&state.pool, hotel_id, id)
         .await
         .map_err(in_use("rate plan"))?
@@ -383,9 +411,11 @@ pub async fn delete_rate_plan(
 /// `PUT /hotels/{id}/rates`: sets the price of every night in `[from, to)`.
 pub async fn put_rates(
     State(state): State<AppState>,
+    caller: AuthUser,
     Path(hotel_id): Path<Uuid>,
     Json(rates): Json<RatesRequest>,
 ) -> Result<Json<Page<DailyRate>>> {
+    caller.require(Role::Staff)?;
     let stay = Stay::new(
         parse_date("from", &rates.from)?,
         parse_date("to", &rates.to)?,
@@ -401,6 +431,10 @@ pub async fn put_rates(
     }
     if rates.price.scale() > 2 {
         return Err(Error::validation("`price` has at most two decimal places"));
+    }
+    // `daily_rates.price` is `numeric(12, 2)`: a larger price would be a database error (500).
+    if rates.price >= Decimal::from(10_000_000_000_i64) {
+        return Err(Error::validation("`price` must be less than 10000000000"));
     }
     let upsert = RatesUpsert {
         room_type_id: rates.room_type_id,
@@ -429,6 +463,7 @@ pub async fn put_rates(
 
 pub async fn list_rates(
     State(state): State<AppState>,
+    _caller: AuthUser,
     Path(hotel_id): Path<Uuid>,
     Query(pagination): Query<Pagination>,
     Query(query): Query<RatesListQuery>,

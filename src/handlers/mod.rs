@@ -1,6 +1,7 @@
 //! HTTP in, HTTP out: extract, validate into domain types, call one `db`
 //! function, shape the answer. No SQL here.
 
+pub mod auth;
 pub mod book;
 pub mod bookings;
 pub mod health;

@@ -8,8 +8,9 @@ use uuid::Uuid;
 
 use super::created;
 use crate::AppState;
+use crate::auth::AuthUser;
 use crate::db::rooms::{self, Room, RoomUpdate};
-use crate::domain::{Name, Page, Pagination};
+use crate::domain::{Name, Page, Pagination, Role};
 use crate::error::{Error, Result};
 use crate::extract::{Json, Path, Query};
 
@@ -30,6 +31,7 @@ pub struct RoomChange {
 
 pub async fn list(
     State(state): State<AppState>,
+    _caller: AuthUser,
     Query(pagination): Query<Pagination>,
 ) -> Result<Json<Page<Room>>> {
     let (limit, offset) = pagination.limit_offset()?;
@@ -37,14 +39,23 @@ pub async fn list(
     Ok(Json(Page::new(pagination, items, total)))
 }
 
-pub async fn get(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<Json<Room>> {
+pub async fn get(
+    State(state): State<AppState>,
+    _caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Room>> {
     let room = rooms::find_room(&state.pool, id)
         .await?
         .ok_or_else(|| room_not_found(id))?;
     Ok(Json(room))
 }
 
-pub async fn create(State(state): State<AppState>, Json(room): Json<NewRoom>) -> Result<Response> {
+pub async fn create(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Json(room): Json<NewRoom>,
+) -> Result<Response> {
+    caller.require(Role::Staff)?;
     let name = Name::parse("name", &room.name)?;
     let room = rooms::create_room(&state.pool, &name, room.hotel_id, room.room_type_id)
         .await?
@@ -58,9 +69,11 @@ pub async fn create(State(state): State<AppState>, Json(room): Json<NewRoom>) ->
 
 pub async fn update(
     State(state): State<AppState>,
+    caller: AuthUser,
     Path(id): Path<Uuid>,
     Json(change): Json<RoomChange>,
 ) -> Result<Json<Room>> {
+    caller.require(Role::Staff)?;
     let name = change
         .name
         .as_deref()
@@ -75,7 +88,12 @@ pub async fn update(
     }
 }
 
-pub async fn delete(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<StatusCode> {
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode> {
+    caller.require(Role::Staff)?;
     if rooms::delete_room(&state.pool, id)
         .await
         .map_err(in_use("room"))?

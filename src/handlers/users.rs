@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::created;
 use super::rooms::in_use;
 use crate::AppState;
-use crate::auth::{Password, hash_password};
+use crate::auth::{AuthUser, Password, hash_password};
 use crate::db::users::{self, NewUser, User, UserChange};
 use crate::domain::{Name, Page, Pagination, Role};
 use crate::error::{Error, Result};
@@ -38,14 +38,21 @@ pub struct UserChangeRequest {
 
 pub async fn list(
     State(state): State<AppState>,
+    caller: AuthUser,
     Query(pagination): Query<Pagination>,
 ) -> Result<Json<Page<User>>> {
+    caller.require(Role::Staff)?;
     let (limit, offset) = pagination.limit_offset()?;
     let (items, total) = users::list_users(&state.pool, limit, offset).await?;
     Ok(Json(Page::new(pagination, items, total)))
 }
 
-pub async fn get(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<Json<User>> {
+pub async fn get(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<User>> {
+    may_see(caller, id)?;
     let user = users::find_user(&state.pool, id)
         .await?
         .ok_or_else(|| user_not_found(id))?;
@@ -54,8 +61,10 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<
 
 pub async fn create(
     State(state): State<AppState>,
+    caller: AuthUser,
     Json(user): Json<NewUserRequest>,
 ) -> Result<Response> {
+    caller.require(Role::Admin)?;
     let new_user = NewUser {
         name: Name::parse("name", &user.name)?,
         email: user.email.as_deref().map(parse_email).transpose()?,
@@ -73,9 +82,15 @@ pub async fn create(
 
 pub async fn update(
     State(state): State<AppState>,
+    caller: AuthUser,
     Path(id): Path<Uuid>,
     Json(change): Json<UserChangeRequest>,
 ) -> Result<Json<User>> {
+    may_see(caller, id)?;
+    // Only an admin changes other users, or roles: nobody raises its own.
+    if caller.id != id || change.role.is_some() {
+        caller.require(Role::Admin)?;
+    }
     let change = UserChange {
         name: change
             .name
@@ -99,7 +114,12 @@ pub async fn update(
     Ok(Json(user))
 }
 
-pub async fn delete(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<StatusCode> {
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode> {
+    caller.require(Role::Admin)?;
     if users::delete_user(&state.pool, id)
         .await
         .map_err(in_use("user"))?
@@ -110,11 +130,21 @@ pub async fn delete(State(state): State<AppState>, Path(id): Path<Uuid>) -> Resu
     }
 }
 
+/// A guest sees only its own record; staff see all. Others' records are
+/// `404`, so that their existence does not leak.
+fn may_see(caller: AuthUser, id: Uuid) -> Result<()> {
+    if caller.id == id || caller.is_staff() {
+        Ok(())
+    } else {
+        Err(user_not_found(id))
+    }
+}
+
 fn user_not_found(id: Uuid) -> Error {
     Error::not_found(format!("no user with id {id}"))
 }
 
-fn name_taken(error: sqlx::Error) -> Error {
+pub(crate) fn name_taken(error: sqlx::Error) -> Error {
     match Error::from(error) {
         Error::Conflict {
             code: "already_exists",

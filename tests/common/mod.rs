@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -16,6 +17,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
+use room_booking::auth::Keys;
+use room_booking::domain::Role;
 use room_booking::managed_db::{ClusterOptions, ManagedPostgres};
 use room_booking::{AppState, app, db};
 use serde_json::Value;
@@ -125,10 +128,16 @@ async fn execute(conn: &mut PgConnection, sql: &str) {
         .unwrap_or_else(|error| panic!("{sql}: {error}"));
 }
 
-/// The service on a fresh, migrated database of its own.
+/// The secret tests sign tokens with.
+pub const TEST_SECRET: &str = "a test secret of at least thirty-two bytes";
+
+/// The service on a fresh, migrated database of its own. Requests carry an
+/// admin's token unless sent with [`TestApp::request_as`].
 pub struct TestApp {
     pub pool: PgPool,
+    pub keys: Arc<Keys>,
     router: Router,
+    admin_token: String,
 }
 
 /// An answer: status, headers and the JSON body (`Value::Null` when empty).
@@ -189,23 +198,66 @@ impl TestApp {
             .connect_with(server.options.clone().database(&name))
             .await
             .expect("connect to the test database");
+        let keys = Arc::new(Keys::new(TEST_SECRET.as_bytes()).expect("a long enough secret"));
         let state = AppState {
             pool: pool.clone(),
+            keys: keys.clone(),
             request_timeout: Duration::from_secs(30),
         };
+        let admin: uuid::Uuid = sqlx::query_scalar(
+            "insert into users (name, role) values ('admin', 'admin') returning id",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("create the admin");
+        let admin_token = keys.mint(admin, Role::Admin).expect("a token");
         TestApp {
             pool,
+            keys,
             router: app(state),
+            admin_token,
         }
+    }
+
+    /// The admin's token that requests carry by default.
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// Creates a user with a role directly in the database and answers its token.
+    pub async fn user_with_role(&self, name: &str, role: Role) -> (uuid::Uuid, String) {
+        let id: uuid::Uuid =
+            sqlx::query_scalar("insert into users (name, role) values ($1, $2) returning id")
+                .bind(name)
+                .bind(role)
+                .fetch_one(&self.pool)
+                .await
+                .expect("create a user");
+        (id, self.keys.mint(id, role).expect("a token"))
     }
 
     pub fn router(&self) -> Router {
         self.router.clone()
     }
 
-    /// Sends a request with an optional JSON body through the Router.
+    /// Sends a request with an optional JSON body through the Router, as the admin.
     pub async fn request(&self, method: Method, path: &str, body: Option<Value>) -> TestResponse {
+        self.request_as(Some(&self.admin_token.clone()), method, path, body)
+            .await
+    }
+
+    /// Sends a request with this bearer token, or none.
+    pub async fn request_as(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> TestResponse {
         let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
         let body = match body {
             Some(json) => {
                 request = request.header(header::CONTENT_TYPE, "application/json");
@@ -222,6 +274,10 @@ impl TestApp {
         let request = Request::builder()
             .method(method)
             .uri(path)
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", self.admin_token),
+            )
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(body.to_owned()))
             .expect("a valid request");
@@ -270,6 +326,19 @@ impl TestApp {
 
     pub async fn delete(&self, path: &str) -> TestResponse {
         self.request(Method::DELETE, path, None).await
+    }
+
+    /// An HTTP client for [`TestApp::serve`] that sends the admin's token.
+    pub fn http_client(&self) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let bearer = format!("Bearer {}", self.admin_token)
+            .parse()
+            .expect("a header value");
+        headers.insert(reqwest::header::AUTHORIZATION, bearer);
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .expect("an HTTP client")
     }
 
     /// Serves the app on a real listener (`127.0.0.1:0`) and answers its base URL.
