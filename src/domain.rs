@@ -102,14 +102,27 @@ impl Stay {
     }
 }
 
-/// Parses a `YYYY-MM-DD` date of the API; an impossible date is `422 invalid_date`.
+/// Parses a `YYYY-MM-DD` date of the API; anything else, or an impossible
+/// date, is `422 invalid_date`. (chrono's `%Y` alone would also take signed and
+/// five-digit years, beyond what PostgreSQL stores.)
 pub fn parse_date(field: &str, text: &str) -> Result<NaiveDate> {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
-        Error::invalid(
-            "invalid_date",
-            format!("`{field}` must be a date such as 2027-03-28, not `{text}`"),
-        )
-    })
+    let shaped = text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    shaped
+        .then(|| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
+        .flatten()
+        .ok_or_else(|| {
+            Error::invalid(
+                "invalid_date",
+                format!("`{field}` must be a date such as 2027-03-28, not `{text}`"),
+            )
+        })
 }
 
 /// Validates an IANA time zone name (`Europe/Paris`).
@@ -307,6 +320,21 @@ mod tests {
                 (CheckedIn, CheckedOut)
             ]
         );
+    }
+
+    #[test]
+    fn api_dates_are_plain_iso_dates() {
+        assert_eq!(parse_date("d", "2027-03-28").ok(), Some(date(2027, 3, 28)));
+        for text in [
+            "-5000-01-01",
+            "+99999-01-01",
+            "2027-3-28",
+            "2027-02-30",
+            "28.03.2027",
+            "",
+        ] {
+            assert!(parse_date("d", text).is_err(), "{text} should be refused");
+        }
     }
 
     #[test]

@@ -16,7 +16,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // Logs go to stderr, so that `room-booking token` prints only the token on stdout.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let command = cli.command.unwrap_or(Command::Serve(Default::default()));
     match room_booking::run(cli.config, command).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -113,7 +113,7 @@ pub(crate) fn in_use(what: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
     move |error| match Error::from(error) {
         Error::Conflict { code: "in_use", .. } => Error::conflict(
             "in_use",
-            format!("the {what} is referenced by bookings and cannot be deleted"),
+            format!("the {what} is referenced by bookings (or rooms) and cannot be deleted"),
         ),
         other => other,
     }
