@@ -226,8 +226,11 @@ impl FromRequestParts<AppState> for TokenClaims {
             .headers
             .get(AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or(Error::Unauthorized)?;
+            // The scheme name is case-insensitive (RFC 9110).
+            .and_then(|value| value.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .ok_or(Error::Unauthorized)?
+            .1;
         state.keys.verify(token.trim()).map(TokenClaims)
     }
 }

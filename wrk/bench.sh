@@ -20,11 +20,14 @@
 #   PORT            HTTP port on 127.0.0.1 (default 3000; must be free)
 #   BENCH_DURATION  seconds per wrk and per pgbench run (default 20; --quick: 3)
 #   BIG_ROOMS       size of the large inventory (default 2000)
-#   TOKEN           passed to the wrk scripts (Authorization: Bearer) and setup calls
+#   TOKEN           access token sent by the wrk scripts and the set-up calls
+#                   (Authorization: Bearer). Unset: when the binary has a `token`
+#                   command, the script mints one for an admin user `bench-admin`.
 #   DATABASE_URL    use this PostgreSQL instead of a managed one. WARNING: the
 #                   benchmark deletes every booking in that database.
 #   POOL_SIZE, RUST_LOG, REQUEST_TIMEOUT, ...   read by the service itself
 #   BENCH_KEEP=1    keep the temporary directory (database, service log)
+#   BENCH_SKIP_BUILD=1  use the existing target/release/room-booking
 set -euo pipefail
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
@@ -83,6 +86,19 @@ RUN_DIR="$(mktemp -d "${TMPDIR:-/tmp}/room-booking-bench.XXXXXX")"
 chmod 755 "$RUN_DIR"
 SERVICE_LOG="$RUN_DIR/service.log"
 SERVICE_PID=""
+CHILD_PID=""
+
+# Runs a command in the background and waits for it, so that a Ctrl-C interrupts
+# the wait and reaches the traps (wrk itself treats SIGINT as "stop early and report").
+run_child() { # output-file command...
+    local out="$1" rc=0
+    shift
+    "$@" >"$out" 2>&1 &
+    CHILD_PID=$!
+    wait "$CHILD_PID" || rc=$?
+    CHILD_PID=""
+    return "$rc"
+}
 
 stop_service() {
     if [[ -n "$SERVICE_PID" ]] && kill -0 "$SERVICE_PID" 2>/dev/null; then
@@ -104,12 +120,16 @@ stop_service() {
 on_exit() {
     local status=$?
     trap - EXIT INT TERM
+    if [[ -n "$CHILD_PID" ]]; then
+        kill -TERM "$CHILD_PID" 2>/dev/null || true
+        wait "$CHILD_PID" 2>/dev/null || true
+    fi
     stop_service
     if [[ $status -ne 0 || "${BENCH_KEEP:-}" == 1 ]]; then
         echo "bench.sh: kept $RUN_DIR (service log: $SERVICE_LOG)" >&2
         if [[ $status -ne 0 && -f "$SERVICE_LOG" ]]; then
-            echo "--- last lines of the service log ---" >&2
-            tail -n 20 "$SERVICE_LOG" >&2 || true
+            echo "--- last lines of the service log (without per-request lines) ---" >&2
+            { grep -av 'finished processing request' "$SERVICE_LOG" || true; } | tail -n 20 >&2
         fi
     else
         rm -rf "$RUN_DIR"
@@ -121,19 +141,26 @@ trap 'echo "bench.sh: interrupted" >&2; exit 130' INT
 trap 'echo "bench.sh: terminated" >&2; exit 143' TERM
 
 # --- Build and start ---------------------------------------------------------
-log "Building the release binary"
-cargo build --release
+if [[ "${BENCH_SKIP_BUILD:-}" == 1 ]]; then
+    [[ -x "$BIN" ]] || die "BENCH_SKIP_BUILD=1 but $BIN does not exist"
+    log "Using the existing $BIN (BENCH_SKIP_BUILD=1)"
+else
+    log "Building the release binary"
+    cargo build --release
+fi
 
 if [[ -n "${DATABASE_URL:-}" ]]; then
     echo "bench.sh: using DATABASE_URL; every booking in that database will be deleted" >&2
     DB_URL="$DATABASE_URL"
-    "$BIN" --bind "127.0.0.1:$PORT" >"$SERVICE_LOG" 2>&1 &
+    setsid "$BIN" --bind "127.0.0.1:$PORT" >>"$SERVICE_LOG" 2>&1 &
 else
     DATA_DIR="$RUN_DIR/pgdata"
     DB_URL="postgresql://postgres@/room_booking?host=$DATA_DIR"
-    "$BIN" --bind "127.0.0.1:$PORT" --data-dir "$DATA_DIR" >"$SERVICE_LOG" 2>&1 &
+    setsid "$BIN" --bind "127.0.0.1:$PORT" --data-dir "$DATA_DIR" >>"$SERVICE_LOG" 2>&1 &
 fi
 SERVICE_PID=$!
+# (setsid: its own session, so that a Ctrl-C reaches this script, which then stops
+# the service and its PostgreSQL cleanly, instead of hitting them mid-request.)
 log "Starting the service (pid $SERVICE_PID, log $SERVICE_LOG)"
 for i in $(seq 1 600); do
     if curl -sf -o /dev/null "$BASE_URL/health"; then break; fi
@@ -143,8 +170,39 @@ for i in $(seq 1 600); do
 done
 curl -sf -o /dev/null "$BASE_URL/ready" || die "$BASE_URL/ready does not answer 200 (database unreachable?)"
 
-sql() { psql "$DB_URL" -X -q -v ON_ERROR_STOP=1 -At "$@"; }
+sql() { PGOPTIONS="-c client_min_messages=warning" psql "$DB_URL" -X -q -v ON_ERROR_STOP=1 -At "$@"; }
+
+# The service logs every request: keep its warnings and errors, then empty the log
+# (opened for appending) so that it does not grow by hundreds of megabytes.
+SERVICE_PROBLEMS="$RUN_DIR/service-problems.log"
+harvest_log() { # sets LOG_PROBLEMS to the number of such lines
+    LOG_PROBLEMS=$({ grep -acE 'WARN|ERROR' "$SERVICE_LOG" || true; })
+    { grep -aE 'WARN|ERROR' "$SERVICE_LOG" || true; } | head -n 200 >>"$SERVICE_PROBLEMS"
+    : >"$SERVICE_LOG"
+}
 sql -c 'select 1' >/dev/null || die "psql cannot connect to the service's database ($DB_URL)"
+
+# --- Credentials ---------------------------------------------------------------
+# Without TOKEN, and when the binary can mint one (`room-booking token`), the
+# benchmark books as an admin user `bench-admin` (admins book for anyone).
+if [[ -z "${TOKEN:-}" ]] && "$BIN" token --help >/dev/null 2>&1; then
+    log "Minting an access token for the admin user bench-admin"
+    token_args=(--log error)
+    [[ -z "${DATABASE_URL:-}" ]] && token_args+=(--data-dir "$DATA_DIR")
+    TOKEN=$("$BIN" "${token_args[@]}" token bench-admin --create-admin 2>>"$SERVICE_LOG" | tail -n 1) \
+        || die "room-booking token bench-admin --create-admin failed"
+    [[ -n "$TOKEN" ]] || die "room-booking token printed no token"
+fi
+export TOKEN="${TOKEN:-}"
+# The caller's user id (the token's `sub`), for the handler's SQL when it takes one.
+CALLER_ID=""
+if [[ -n "$TOKEN" ]]; then
+    CALLER_ID=$(python3 -c '
+import base64, json, sys
+payload = sys.argv[1].split(".")[1]
+print(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"])' "$TOKEN") \
+        || die "TOKEN is not a JWT with a sub claim"
+fi
 
 # --- Inventory -----------------------------------------------------------------
 AUTH=()
@@ -174,8 +232,8 @@ have=$(sql -c "select count(*) from rooms r join hotels h on h.id = r.hotel_id
 [[ "$have" -eq $((50 + BIG_ROOMS)) ]] || die "expected $((50 + BIG_ROOMS)) benchmark rooms in the default hotel, found $have"
 
 # --- pgbench scripts, generated from the handler's SQL --------------------------------
-# $1 room name, $2 user name, $3 the night; the night is counted from today in
-# UTC, as the wrk scripts do.
+# $1 room name, $2 user name, $3 the night (counted from today in UTC, as the wrk
+# scripts do), $4 (when the statement has it) the caller's user id.
 gen_pgbench() { # out room_prefix room_max night_min night_max
     python3 - "$BOOK_SQL" "$@" <<'PY'
 import re, sys
@@ -186,10 +244,11 @@ params = {
     "1": f"('{prefix}' || :r::text)",
     "2": "('user' || :u::text)",
     "3": "((now() at time zone 'UTC')::date + :d::int)",
+    "4": "(:caller::uuid)",
 }
 found = set(re.findall(r"\$(\d+)", statement))
-if found != set(params):
-    sys.exit(f"{src}: expected parameters $1, $2, $3, found {sorted(found)}; update wrk/bench.sh")
+if not {"1", "2", "3"} <= found <= set(params):
+    sys.exit(f"{src}: expected parameters $1, $2, $3 (and $4), found {sorted(found)}; update wrk/bench.sh")
 statement = re.sub(r"\$(\d+)", lambda m: params[m.group(1)], statement)
 with open(out, "w") as f:
     f.write(f"\\set r random(0, {room_max})\n\\set u random(0, 49)\n"
@@ -198,6 +257,11 @@ PY
 }
 gen_pgbench "$RUN_DIR/seed.pgbench" ROOM 49 0 30
 gen_pgbench "$RUN_DIR/insert.pgbench" BIG $((BIG_ROOMS - 1)) 1 "$BIG_NIGHTS"
+PGBENCH_VARS=()
+if grep -q ':caller' "$RUN_DIR/seed.pgbench"; then
+    [[ -n "$CALLER_ID" ]] || die "src/db/book.sql takes the caller (\$4) but there is no TOKEN to take it from"
+    PGBENCH_VARS=(-D "caller=$CALLER_ID")
+fi
 
 reset_bookings() { sql -c 'truncate bookings cascade' -c 'checkpoint'; }
 count_bookings() { sql -c 'select count(*) from bookings'; }
@@ -213,7 +277,7 @@ count_overlaps() {
 log "Checking the generated pgbench scripts"
 reset_bookings
 for w in seed insert; do
-    pgbench -n -M prepared -c 1 -j 1 -t 20 -f "$RUN_DIR/$w.pgbench" "$DB_URL" >"$RUN_DIR/check-$w.out" 2>&1 \
+    run_child "$RUN_DIR/check-$w.out" pgbench -n -M prepared "${PGBENCH_VARS[@]}" -c 1 -j 1 -t 20 -f "$RUN_DIR/$w.pgbench" "$DB_URL" \
         || { cat "$RUN_DIR/check-$w.out" >&2; die "pgbench failed on $RUN_DIR/$w.pgbench"; }
 done
 [[ "$(count_bookings)" -ge 30 ]] || die "the pgbench scripts booked fewer nights than expected ($(count_bookings) of 40)"
@@ -221,6 +285,7 @@ done
 # --- Runs ------------------------------------------------------------------------------
 RESULTS_TSV="$RUN_DIR/results.tsv"
 : >"$RESULTS_TSV"
+harvest_log   # start-up and set-up lines
 for workload in "${WORKLOADS[@]}"; do
     case "$workload" in
         seed) lua="$BENCH_DIR/post_book.lua" ;;
@@ -233,7 +298,7 @@ for workload in "${WORKLOADS[@]}"; do
 
         log "$workload: wrk -t$threads -c$conns -d${DURATION}s"
         reset_bookings
-        wrk -t"$threads" -c"$conns" -d"${DURATION}s" -s "$lua" "$BASE_URL" >"$RUN_DIR/$tag.wrk" 2>&1 \
+        run_child "$RUN_DIR/$tag.wrk" wrk -t"$threads" -c"$conns" -d"${DURATION}s" -s "$lua" "$BASE_URL" \
             || { cat "$RUN_DIR/$tag.wrk" >&2; die "wrk failed"; }
         grep -q '^STATUS ' "$RUN_DIR/$tag.wrk" || { cat "$RUN_DIR/$tag.wrk" >&2; die "no STATUS line in wrk's output"; }
         kill -0 "$SERVICE_PID" 2>/dev/null || die "the service died during the run"
@@ -242,18 +307,19 @@ for workload in "${WORKLOADS[@]}"; do
 
         log "$workload: pgbench -c$conns -j$jobs -T$DURATION"
         reset_bookings
-        pgbench -n -M prepared -c "$conns" -j "$jobs" -T "$DURATION" -f "$RUN_DIR/$workload.pgbench" "$DB_URL" \
-            >"$RUN_DIR/$tag.pgbench" 2>&1 || { cat "$RUN_DIR/$tag.pgbench" >&2; die "pgbench failed"; }
+        run_child "$RUN_DIR/$tag.pgbench" \
+            pgbench -n -M prepared "${PGBENCH_VARS[@]}" -c "$conns" -j "$jobs" -T "$DURATION" -f "$RUN_DIR/$workload.pgbench" "$DB_URL" || { cat "$RUN_DIR/$tag.pgbench" >&2; die "pgbench failed"; }
         tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$RUN_DIR/$tag.pgbench" | tail -n 1)
         [[ -n "$tps" ]] || { cat "$RUN_DIR/$tag.pgbench" >&2; die "no tps in pgbench's output"; }
         db_xacts=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$RUN_DIR/$tag.pgbench")
         db_rows=$(count_bookings)
         db_overlaps=$(count_overlaps)
+        harvest_log
 
         python3 - "$RUN_DIR/$tag.wrk" "$workload" "$threads" "$conns" "$tps" "${db_xacts:-0}" \
-            "$db_rows" "$svc_rows" "$((svc_overlaps + db_overlaps))" >>"$RESULTS_TSV" <<'PY'
+            "$db_rows" "$svc_rows" "$((svc_overlaps + db_overlaps))" "$LOG_PROBLEMS" >>"$RESULTS_TSV" <<'PY'
 import json, sys
-path, workload, threads, conns, tps, db_xacts, db_rows, svc_rows, overlaps = sys.argv[1:]
+path, workload, threads, conns, tps, db_xacts, db_rows, svc_rows, overlaps, log_problems = sys.argv[1:]
 out = {}
 for line in open(path):
     key, _, rest = line.strip().partition(" ")
@@ -261,19 +327,25 @@ for line in open(path):
 status = json.loads(out["STATUS"])
 p50, p99 = (int(x) for x in out["LATENCY"].split())
 requests, duration_us = (int(x) for x in out["REQUESTS"].split())
+rps = requests / (duration_us / 1e6)
+print(f"    service {rps:.0f} req/s, p50 {p50 / 1000:.2f} ms, p99 {p99 / 1000:.2f} ms, {status}; "
+      f"database {float(tps):.0f} tps; overlaps {overlaps}", file=sys.stderr)
 print(json.dumps({
     "workload": workload, "threads": int(threads), "connections": int(conns),
-    "rps": requests / (duration_us / 1e6), "p50_ms": p50 / 1000, "p99_ms": p99 / 1000,
+    "rps": rps, "p50_ms": p50 / 1000, "p99_ms": p99 / 1000,
     "status": status, "db_tps": float(tps),
     "errors": json.loads(out["ERRORS"]), "requests": requests,
     "service_rows": int(svc_rows), "db_xacts": int(db_xacts), "db_rows": int(db_rows),
-    "overlaps": int(overlaps),
+    "overlaps": int(overlaps), "log_problems": int(log_problems),
 }))
 PY
-        tail -n 1 "$RESULTS_TSV" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(f"    service {r["rps"]:.0f} req/s, p99 {r["p99_ms"]:.1f} ms, {r["status"]}; database {r["db_tps"]:.0f} tps")' >&2
     done
 done
 stop_service
+if [[ -s "$SERVICE_PROBLEMS" ]]; then
+    echo "bench.sh: the service logged warnings or errors; the first ones:" >&2
+    head -n 10 "$SERVICE_PROBLEMS" >&2
+fi
 
 # --- Report ----------------------------------------------------------------------------
 mkdir -p "$RESULTS_DIR"
@@ -313,19 +385,23 @@ md = [f"# POST /book benchmark, {now}", "",
       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 for r in runs:
     s201, s409 = share(r, "201"), share(r, "409")
+    s_other = 100 - s201 - s409 if r["status"] else 0.0
+    s_other = 0.0 if abs(s_other) < 1e-9 else s_other
     ratio = f"{r['rps'] / r['db_tps']:.2f}" if r["db_tps"] else "-"
     md.append(f"| {r['workload']} | {r['threads']} | {r['connections']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | "
-              f"{r['p99_ms']:.2f} | {s201:.1f} | {s409:.1f} | {100 - s201 - s409:.1f} | {r['db_tps']:.0f} | {ratio} |")
+              f"{r['p99_ms']:.2f} | {s201:.1f} | {s409:.1f} | {s_other:.1f} | {r['db_tps']:.0f} | {ratio} |")
 md.append("")
 notes = []
 for r in runs:
     other = {k: v for k, v in r["status"].items() if k not in ("201", "409")}
     errors = {k: v for k, v in r["errors"].items() if v}
-    if other or errors:
+    if other or errors or r["log_problems"]:
         notes.append(f"- {r['workload']} -t{r['threads']} -c{r['connections']}: "
                      + ", ".join([f"{v} x {k}" for k, v in sorted(other.items())]
-                                 + [f"{v} socket {k} errors" for k, v in sorted(errors.items())]))
-md += ["Other answers and socket errors:", ""] + (notes or ["- none"]) + [""]
+                                 + [f"{v} socket {k} errors" for k, v in sorted(errors.items())]
+                                 + ([f"{r['log_problems']} WARN/ERROR lines in the service log"]
+                                    if r["log_problems"] else [])))
+md += ["Other answers, socket errors, service log warnings:", ""] + (notes or ["- none"]) + [""]
 md += ["Rows booked per run (service 201s vs. pgbench transactions that inserted):", ""]
 for r in runs:
     ins = 100 * r["db_rows"] / r["db_xacts"] if r["db_xacts"] else 0
