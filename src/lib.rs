@@ -134,6 +134,10 @@ async fn run_with_database(
     let pool = PgPoolOptions::new()
         .max_connections(config.pool_size)
         .acquire_timeout(config.acquire_timeout)
+        // sqlx pings a connection on every acquire by default: a second round
+        // trip per request. A broken connection fails its query instead, which
+        // answers 503 and is dropped from the pool.
+        .test_before_acquire(false)
         .connect_with(options)
         .await
         .map_err(StartupError::Connect)?;
