@@ -9,7 +9,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::created;
-use super::rooms::in_use;
+use super::in_use;
 use crate::AppState;
 use crate::auth::AuthUser;
 use crate::db::hotels::{
@@ -155,11 +155,7 @@ pub async fn get(
     _caller: AuthUser,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Hotel>> {
-    Ok(Json(
-        hotels::find_hotel(&state.pool, id)
-            .await?
-            .ok_or_else(|| hotel_not_found(id))?,
-    ))
+    Ok(Json(existing_hotel(&state, id).await?))
 }
 
 pub async fn create(
@@ -250,9 +246,7 @@ pub async fn availability(
         parse_date("check_out", &query.check_out)?,
     )?;
     let guests = parse_guests(query.guests)?;
-    hotels::find_hotel(&state.pool, id)
-        .await?
-        .ok_or_else(|| hotel_not_found(id))?;
+    existing_hotel(&state, id).await?;
     let items = search::hotel_availability(&state.pool, id, stay, guests).await?;
     let total = items.len() as i64;
     Ok(Json(Page {
@@ -270,9 +264,7 @@ pub async fn list_room_types(
     Query(pagination): Query<Pagination>,
 ) -> Result<Json<Page<RoomType>>> {
     let (limit, offset) = pagination.limit_offset()?;
-    hotels::find_hotel(&state.pool, hotel_id)
-        .await?
-        .ok_or_else(|| hotel_not_found(hotel_id))?;
+    existing_hotel(&state, hotel_id).await?;
     let (items, total) = hotels::list_room_types(&state.pool, hotel_id, limit, offset).await?;
     Ok(Json(Page::new(pagination, items, total)))
 }
@@ -286,9 +278,7 @@ pub async fn create_room_type(
     caller.require(Role::Staff)?;
     let name = Name::parse("name", &room_type.name)?;
     let capacity = parse_capacity(room_type.capacity)?;
-    hotels::find_hotel(&state.pool, hotel_id)
-        .await?
-        .ok_or_else(|| hotel_not_found(hotel_id))?;
+    existing_hotel(&state, hotel_id).await?;
     let room_type = hotels::create_room_type(&state.pool, hotel_id, &name, capacity).await?;
     Ok(created(
         format!("/hotels/{hotel_id}/room-types/{}", room_type.id),
@@ -343,9 +333,7 @@ pub async fn list_rate_plans(
     Query(pagination): Query<Pagination>,
 ) -> Result<Json<Page<RatePlan>>> {
     let (limit, offset) = pagination.limit_offset()?;
-    hotels::find_hotel(&state.pool, hotel_id)
-        .await?
-        .ok_or_else(|| hotel_not_found(hotel_id))?;
+    existing_hotel(&state, hotel_id).await?;
     let (items, total) = hotels::list_rate_plans(&state.pool, hotel_id, limit, offset).await?;
     Ok(Json(Page::new(pagination, items, total)))
 }
@@ -359,9 +347,7 @@ pub async fn create_rate_plan(
     caller.require(Role::Staff)?;
     let name = Name::parse("name", &plan.name)?;
     let hours = plan.free_cancellation_hours.map(parse_hours).transpose()?;
-    hotels::find_hotel(&state.pool, hotel_id)
-        .await?
-        .ok_or_else(|| hotel_not_found(hotel_id))?;
+    existing_hotel(&state, hotel_id).await?;
     let plan = hotels::create_rate_plan(&state.pool, hotel_id, &name, hours).await?;
     Ok(created(
         format!("/hotels/{hotel_id}/rate-plans/{}", plan.id),
@@ -444,9 +430,7 @@ pub async fn put_rates(
         price: rates.price,
         currency: parse_currency(&rates.currency)?,
     };
-    hotels::find_hotel(&state.pool, hotel_id)
-        .await?
-        .ok_or_else(|| hotel_not_found(hotel_id))?;
+    existing_hotel(&state, hotel_id).await?;
     let items = hotels::upsert_rates(&state.pool, hotel_id, upsert)
         .await?
         .ok_or_else(|| {
@@ -476,9 +460,7 @@ pub async fn list_rates(
     if to <= from {
         return Err(Error::validation("`to` must be after `from`"));
     }
-    hotels::find_hotel(&state.pool, hotel_id)
-        .await?
-        .ok_or_else(|| hotel_not_found(hotel_id))?;
+    existing_hotel(&state, hotel_id).await?;
     let filter = RatesQuery {
         room_type_id: query.room_type_id,
         rate_plan_id: query.rate_plan_id,
@@ -487,6 +469,13 @@ pub async fn list_rates(
     };
     let (items, total) = hotels::list_rates(&state.pool, hotel_id, filter, limit, offset).await?;
     Ok(Json(Page::new(pagination, items, total)))
+}
+
+/// The hotel of the path, or `404`.
+async fn existing_hotel(state: &AppState, id: Uuid) -> Result<Hotel> {
+    hotels::find_hotel(&state.pool, id)
+        .await?
+        .ok_or_else(|| hotel_not_found(id))
 }
 
 fn hotel_not_found(id: Uuid) -> Error {

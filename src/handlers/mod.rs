@@ -13,6 +13,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::error::Error;
 use crate::extract::Json;
 
 /// `201 Created` with a `Location` header and the created resource.
@@ -23,4 +24,15 @@ fn created<T: Serialize>(location: String, body: T) -> Response {
         Json(body),
     )
         .into_response()
+}
+
+/// Names what a refused delete was about.
+fn in_use(what: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+    move |error| match Error::from(error) {
+        Error::Conflict { code: "in_use", .. } => Error::conflict(
+            "in_use",
+            format!("the {what} is referenced by bookings (or rooms) and cannot be deleted"),
+        ),
+        other => other,
+    }
 }

@@ -6,7 +6,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::created;
+use super::{created, in_use};
 use crate::AppState;
 use crate::auth::AuthUser;
 use crate::db::rooms::{self, Room, RoomUpdate};
@@ -106,15 +106,4 @@ pub async fn delete(
 
 fn room_not_found(id: Uuid) -> Error {
     Error::not_found(format!("no room with id {id}"))
-}
-
-/// Names what a refused delete was about.
-pub(crate) fn in_use(what: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
-    move |error| match Error::from(error) {
-        Error::Conflict { code: "in_use", .. } => Error::conflict(
-            "in_use",
-            format!("the {what} is referenced by bookings (or rooms) and cannot be deleted"),
-        ),
-        other => other,
-    }
 }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::created;
-use super::rooms::in_use;
+use super::in_use;
 use crate::AppState;
 use crate::auth::{AuthUser, Password, hash_password};
 use crate::db::users::{self, NewUser, User, UserChange};
