@@ -19,7 +19,12 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::AppState;
+use axum::extract::FromRef;
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
 use crate::domain::Role;
 use crate::error::{Error, Result};
 
@@ -39,45 +44,84 @@ impl Password {
     pub const MAX_LEN: usize = 256;
 }
 
-/// Checks the length and hashes with Argon2id on a blocking thread (it is
-/// deliberately slow).
-pub async fn hash_password(password: Password) -> Result<String> {
-    let length = password.0.chars().count();
-    if !(Password::MIN_LEN..=Password::MAX_LEN).contains(&length) {
-        return Err(Error::validation(format!(
-            "`password` must be between {} and {} characters",
-            Password::MIN_LEN,
-            Password::MAX_LEN
-        )));
+impl Password {
+    fn checked(self) -> Result<Password> {
+        let length = self.0.chars().count();
+        if !(Password::MIN_LEN..=Password::MAX_LEN).contains(&length) {
+            return Err(Error::validation(format!(
+                "`password` must be between {} and {} characters",
+                Password::MIN_LEN,
+                Password::MAX_LEN
+            )));
+        }
+        Ok(self)
     }
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.0.as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|error| Error::Internal(format!("password hashing failed: {error}")))
-    })
-    .await
-    .map_err(|error| Error::Internal(format!("password hashing task failed: {error}")))?
 }
 
-/// Checks a password against a stored hash on a blocking thread. Without a
-/// stored hash it still does the work of one check, so that an unknown name
-/// and a wrong password take the same time and get the same answer.
-pub async fn verify_password(password: Password, stored: Option<String>) -> Result<bool> {
-    tokio::task::spawn_blocking(move || {
-        let known = stored.is_some();
-        let hash = stored.unwrap_or_else(|| UNKNOWN_USER_HASH.clone());
-        let parsed = PasswordHash::new(&hash).map_err(|error| {
-            Error::Internal(format!("a stored password hash is unreadable: {error}"))
-        })?;
-        let matches = Argon2::default()
-            .verify_password(password.0.as_bytes(), &parsed)
-            .is_ok();
-        Ok(matches && known)
-    })
-    .await
-    .map_err(|error| Error::Internal(format!("password check task failed: {error}")))?
+/// Argon2id work, bounded: at most `slots` hashes run at once, on blocking
+/// threads. A request that cannot get a slot within `wait` answers `503`
+/// with `Retry-After`; one whose client has gone never starts its hash (the
+/// handler is dropped while it waits for a slot).
+#[derive(Clone, Debug)]
+pub struct Hashing {
+    slots: Arc<Semaphore>,
+    wait: Duration,
+}
+
+impl Hashing {
+    pub fn new(slots: usize, wait: Duration) -> Hashing {
+        Hashing {
+            slots: Arc::new(Semaphore::new(slots.max(1))),
+            wait,
+        }
+    }
+
+    async fn slot(&self) -> Result<OwnedSemaphorePermit> {
+        match tokio::time::timeout(self.wait, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) | Err(_) => {
+                tracing::warn!("password hashing is busy");
+                Err(Error::Unavailable)
+            }
+        }
+    }
+
+    /// Checks the length and hashes with Argon2id.
+    pub async fn hash(&self, password: Password) -> Result<String> {
+        let password = password.checked()?;
+        let permit = self.slot().await?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let salt = SaltString::generate(&mut OsRng);
+            Argon2::default()
+                .hash_password(password.0.as_bytes(), &salt)
+                .map(|hash| hash.to_string())
+                .map_err(|error| Error::Internal(format!("password hashing failed: {error}")))
+        })
+        .await
+        .map_err(|error| Error::Internal(format!("password hashing task failed: {error}")))?
+    }
+
+    /// Checks a password against a stored hash. Without a stored hash it
+    /// still does the work of one check, so that an unknown name and a wrong
+    /// password take the same time and get the same answer.
+    pub async fn verify(&self, password: Password, stored: Option<String>) -> Result<bool> {
+        let permit = self.slot().await?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let known = stored.is_some();
+            let hash = stored.unwrap_or_else(|| UNKNOWN_USER_HASH.clone());
+            let parsed = PasswordHash::new(&hash).map_err(|error| {
+                Error::Internal(format!("a stored password hash is unreadable: {error}"))
+            })?;
+            let matches = Argon2::default()
+                .verify_password(password.0.as_bytes(), &parsed)
+                .is_ok();
+            Ok(matches && known)
+        })
+        .await
+        .map_err(|error| Error::Internal(format!("password check task failed: {error}")))?
+    }
 }
 
 /// An Argon2id hash of a random password nobody knows.
@@ -96,11 +140,14 @@ pub const TOKEN_TTL_SECONDS: i64 = 3600;
 /// The smallest JWT secret accepted, in bytes.
 pub const MIN_SECRET_LEN: usize = 32;
 
-/// What a token says: who (`sub`), with which role, until when.
+/// What a token says: who (`sub`), with which role and version of the
+/// user's credentials (`ver`), until when.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: Uuid,
     pub role: Role,
+    #[serde(default)]
+    pub ver: i32,
     pub iat: i64,
     pub exp: i64,
 }
@@ -132,11 +179,12 @@ impl Keys {
     }
 
     /// Mints an access token for a user.
-    pub fn mint(&self, user_id: Uuid, role: Role) -> Result<String> {
+    pub fn mint(&self, user_id: Uuid, role: Role, token_version: i32) -> Result<String> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user_id,
             role,
+            ver: token_version,
             iat: now,
             exp: now + TOKEN_TTL_SECONDS,
         };
@@ -199,12 +247,18 @@ impl AuthUser {
     }
 }
 
-impl FromRequestParts<AppState> for AuthUser {
+impl<S> FromRequestParts<S> for AuthUser
+where
+    S: Send + Sync,
+    Arc<Keys>: FromRef<S>,
+    PgPool: FromRef<S>,
+{
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
         let claims = TokenClaims::from_request_parts(parts, state).await?.0;
-        let role = crate::db::users::find_role(&state.pool, claims.sub)
+        let pool = PgPool::from_ref(state);
+        let role = crate::db::users::find_caller_role(&pool, claims.sub, claims.ver)
             .await?
             .ok_or(Error::Unauthorized)?;
         Ok(AuthUser {
@@ -218,10 +272,14 @@ impl FromRequestParts<AppState> for AuthUser {
 /// whose one statement checks the caller itself.
 pub struct TokenClaims(pub Claims);
 
-impl FromRequestParts<AppState> for TokenClaims {
+impl<S> FromRequestParts<S> for TokenClaims
+where
+    S: Send + Sync,
+    Arc<Keys>: FromRef<S>,
+{
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
         let token = parts
             .headers
             .get(AUTHORIZATION)
@@ -231,6 +289,8 @@ impl FromRequestParts<AppState> for TokenClaims {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .ok_or(Error::Unauthorized)?
             .1;
-        state.keys.verify(token.trim()).map(TokenClaims)
+        Arc::<Keys>::from_ref(state)
+            .verify(token.trim())
+            .map(TokenClaims)
     }
 }

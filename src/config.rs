@@ -35,9 +35,13 @@ pub enum Command {
 pub struct TokenArgs {
     /// The user's name.
     pub user: String,
-    /// Create the user as an admin first, unless it exists.
+    /// Create the user as an admin first, unless it exists (an existing
+    /// user that is not an admin is refused, unless --promote).
     #[arg(long)]
     pub create_admin: bool,
+    /// Make an existing user an admin (ending its earlier tokens).
+    #[arg(long)]
+    pub promote: bool,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -88,6 +92,52 @@ pub struct Config {
     /// Log filter, in `tracing` EnvFilter syntax.
     #[arg(long = "log", env = "RUST_LOG", default_value = "info", global = true)]
     pub log_filter: String,
+
+    /// Log format: `text` (no colours unless stderr is a terminal) or `json`
+    /// (one object per line).
+    #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
+    pub log_format: String,
+
+    /// Password hashes (Argon2id) running at once; default: the number of cores.
+    #[arg(long, env = "HASH_SLOTS", value_parser = clap::value_parser!(u16).range(1..=1024), global = true)]
+    pub hash_slots: Option<u16>,
+
+    /// `/auth/*` calls a client address may make in a burst.
+    #[arg(long, env = "AUTH_BURST", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
+    pub auth_burst: u32,
+
+    /// Seconds after which a client address gets one more `/auth/*` call.
+    #[arg(long, env = "AUTH_PERIOD", default_value = "6", value_parser = parse_seconds, global = true)]
+    pub auth_period: Duration,
+
+    /// Most connections open at once; further ones wait to be accepted.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
+    pub max_connections: u32,
+
+    /// Seconds a client has to send a request's headers; also how long an
+    /// idle keep-alive connection stays open.
+    #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "5", value_parser = parse_seconds, global = true)]
+    pub header_read_timeout: Duration,
+
+    /// Public queries (search, availability) running at once.
+    #[arg(long, env = "PUBLIC_QUERIES", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
+    pub public_queries: u32,
+
+    /// Longest stay, in nights, a search or availability query takes.
+    #[arg(long, env = "SEARCH_MAX_NIGHTS", default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=365), global = true)]
+    pub search_max_nights: i64,
+
+    /// Days ahead a check-in may be.
+    #[arg(long, env = "BOOKING_HORIZON_DAYS", default_value_t = 730, value_parser = clap::value_parser!(i64).range(1..=3650), global = true)]
+    pub booking_horizon_days: i64,
+
+    /// Live (confirmed or checked-in) bookings a guest may hold.
+    #[arg(long, env = "GUEST_MAX_BOOKINGS", default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=100_000), global = true)]
+    pub guest_max_bookings: i64,
+
+    /// Nights per stay a guest may book.
+    #[arg(long, env = "GUEST_MAX_NIGHTS", default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=365), global = true)]
+    pub guest_max_nights: i64,
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {

@@ -1,26 +1,92 @@
 //! The one error type of the service and its mapping to HTTP: every error
-//! answers an RFC 9457 problem document with a stable machine-readable `code`.
+//! answers an RFC 9457 problem document with a stable machine-readable
+//! [`ErrorCode`].
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::domain::Refusal;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// SQLSTATE of an exclusion constraint violation (`bookings_no_overlap`).
-const EXCLUSION_VIOLATION: &str = "23P01";
-const UNIQUE_VIOLATION: &str = "23505";
-const FOREIGN_KEY_VIOLATION: &str = "23503";
+/// The machine-readable `code` of a problem document; stable across versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    MalformedRequest,
+    ValidationFailed,
+    InvalidDate,
+    InvalidStay,
+    InvalidTimezone,
+    DateInPast,
+    BeyondHorizon,
+    OverCapacity,
+    RateMissing,
+    GuestLimit,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    RoomAlreadyBooked,
+    AlreadyExists,
+    InUse,
+    InvalidTransition,
+    TooEarly,
+    DefaultResource,
+    IdempotencyKeyInUse,
+    IdempotencyKeyMismatch,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    TooManyRequests,
+    ServiceUnavailable,
+    InternalError,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::MalformedRequest => "malformed_request",
+            ErrorCode::ValidationFailed => "validation_failed",
+            ErrorCode::InvalidDate => "invalid_date",
+            ErrorCode::InvalidStay => "invalid_stay",
+            ErrorCode::InvalidTimezone => "invalid_timezone",
+            ErrorCode::DateInPast => "date_in_past",
+            ErrorCode::BeyondHorizon => "beyond_horizon",
+            ErrorCode::OverCapacity => "over_capacity",
+            ErrorCode::RateMissing => "rate_missing",
+            ErrorCode::GuestLimit => "guest_limit",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::RoomAlreadyBooked => "room_already_booked",
+            ErrorCode::AlreadyExists => "already_exists",
+            ErrorCode::InUse => "in_use",
+            ErrorCode::InvalidTransition => "invalid_transition",
+            ErrorCode::TooEarly => "too_early",
+            ErrorCode::DefaultResource => "default_resource",
+            ErrorCode::IdempotencyKeyInUse => "idempotency_key_in_use",
+            ErrorCode::IdempotencyKeyMismatch => "idempotency_key_mismatch",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::TooManyRequests => "too_many_requests",
+            ErrorCode::ServiceUnavailable => "service_unavailable",
+            ErrorCode::InternalError => "internal_error",
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// `400 Bad Request`: the body or query string could not be read.
+    /// `400 Bad Request`: the body, query string, path or a header could not be read.
     #[error("{0}")]
     Malformed(String),
 
     /// `422 Unprocessable Content`: well-formed input with an invalid value.
     #[error("{detail}")]
-    Invalid { code: &'static str, detail: String },
+    Invalid { code: ErrorCode, detail: String },
 
     /// `401 Unauthorized` with `WWW-Authenticate: Bearer`: no token, or not a
     /// valid one; also a wrong name or password.
@@ -35,10 +101,15 @@ pub enum Error {
     #[error("{0}")]
     NotFound(String),
 
+    /// `405 Method Not Allowed`: the path exists, the method does not; the
+    /// `Allow` header (set by the router) lists the methods it serves.
+    #[error("this path does not serve the method {0}")]
+    MethodNotAllowed(String),
+
     /// `409 Conflict`: the night is taken, the name exists, the row is in use,
-    /// or the state does not allow the change.
+    /// the state does not allow the change, or an idempotency key is in use.
     #[error("{detail}")]
-    Conflict { code: &'static str, detail: String },
+    Conflict { code: ErrorCode, detail: String },
 
     /// `413 Content Too Large`.
     #[error("the request body is too large")]
@@ -48,8 +119,12 @@ pub enum Error {
     #[error("expected a body with content-type: application/json")]
     UnsupportedMediaType,
 
-    /// `503 Service Unavailable` with `Retry-After`: the database cannot be reached
-    /// in time, or the request ran out of time.
+    /// `429 Too Many Requests` with `Retry-After` (seconds).
+    #[error("too many requests; retry after {0} seconds")]
+    TooManyRequests(u64),
+
+    /// `503 Service Unavailable` with `Retry-After`: the database cannot be
+    /// reached in time, the request ran out of time, or the service is busy.
     #[error("the service is temporarily unavailable")]
     Unavailable,
 
@@ -63,7 +138,7 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn invalid(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn invalid(code: ErrorCode, detail: impl Into<String>) -> Self {
         Error::Invalid {
             code,
             detail: detail.into(),
@@ -71,10 +146,10 @@ impl Error {
     }
 
     pub fn validation(detail: impl Into<String>) -> Self {
-        Error::invalid("validation_failed", detail)
+        Error::invalid(ErrorCode::ValidationFailed, detail)
     }
 
-    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, detail: impl Into<String>) -> Self {
         Error::Conflict {
             code,
             detail: detail.into(),
@@ -85,73 +160,186 @@ impl Error {
         Error::NotFound(what.into())
     }
 
-    fn status(&self) -> StatusCode {
+    pub fn status(&self) -> StatusCode {
         match self {
             Error::Malformed(_) => StatusCode::BAD_REQUEST,
             Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
             Error::Forbidden => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
-    fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Error::Malformed(_) => "malformed_request",
-            Error::Invalid { code, .. } | Error::Conflict { code, .. } => code,
-            Error::Unauthorized => "unauthorized",
-            Error::Forbidden => "forbidden",
-            Error::NotFound(_) => "not_found",
-            Error::PayloadTooLarge => "payload_too_large",
-            Error::UnsupportedMediaType => "unsupported_media_type",
-            Error::Unavailable => "service_unavailable",
-            Error::Database(_) | Error::Internal(_) => "internal_error",
+            Error::Malformed(_) => ErrorCode::MalformedRequest,
+            Error::Invalid { code, .. } | Error::Conflict { code, .. } => *code,
+            Error::Unauthorized => ErrorCode::Unauthorized,
+            Error::Forbidden => ErrorCode::Forbidden,
+            Error::NotFound(_) => ErrorCode::NotFound,
+            Error::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
+            Error::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+            Error::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            Error::TooManyRequests(_) => ErrorCode::TooManyRequests,
+            Error::Unavailable => ErrorCode::ServiceUnavailable,
+            Error::Database(_) | Error::Internal(_) => ErrorCode::InternalError,
         }
+    }
+}
+
+/// Whether a database error means the connection or the server is gone (or
+/// going): such a request may succeed when retried, and answers `503`.
+pub fn is_connection_error(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // admin_shutdown, crash_shutdown, cannot_connect_now, the 08
+            // connection-exception class, too_many_connections.
+            matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300") || code.starts_with("08")
+        }),
+        _ => false,
     }
 }
 
 impl From<sqlx::Error> for Error {
     /// Constraint violations that no call site mapped still answer `409`;
-    /// an unreachable database answers `503`.
+    /// an unreachable database (or a query cancelled by `statement_timeout`)
+    /// answers `503`.
     fn from(error: sqlx::Error) -> Self {
-        match &error {
-            sqlx::Error::Database(db) => match db.code().as_deref() {
-                Some(EXCLUSION_VIOLATION) => Error::conflict(
-                    "room_already_booked",
-                    "the room is already booked for these nights",
-                ),
-                Some(UNIQUE_VIOLATION) => {
-                    Error::conflict("already_exists", "a resource with this name already exists")
-                }
-                Some(FOREIGN_KEY_VIOLATION) => Error::conflict(
-                    "in_use",
-                    "the resource is referenced by other resources (such as bookings)",
-                ),
-                _ => Error::Database(error),
-            },
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                tracing::warn!(%error, "database unavailable");
+        if is_connection_error(&error) {
+            tracing::warn!(%error, "database unavailable");
+            if !matches!(error, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) {
+                crate::db::connection_error_seen();
+            }
+            return Error::Unavailable;
+        }
+        let code = match &error {
+            sqlx::Error::Database(db) => db.code().map(|code| code.into_owned()),
+            _ => None,
+        };
+        match code.as_deref() {
+            Some("23P01") => Error::conflict(
+                ErrorCode::RoomAlreadyBooked,
+                "the room is already booked for these nights",
+            ),
+            Some("23505") => Error::conflict(
+                ErrorCode::AlreadyExists,
+                "a resource with this name already exists",
+            ),
+            Some("23503") => Error::conflict(
+                ErrorCode::InUse,
+                "the resource is referenced by other resources (such as bookings)",
+            ),
+            // query_canceled: the statement_timeout, just under the request timeout.
+            Some("57014") => {
+                tracing::warn!(%error, "statement timed out");
                 Error::Unavailable
             }
+            // Deadlocks and serialization failures that outlived the retries.
+            Some("40P01" | "40001") => Error::conflict(
+                ErrorCode::RoomAlreadyBooked,
+                "concurrent changes of the same rooms; try again",
+            ),
             _ => Error::Database(error),
         }
     }
 }
 
+/// Maps database errors by constraint name at the call site
+/// (after realworld-axum-sqlx's `on_constraint`).
+pub trait ResultExt<T> {
+    /// When the error violates `constraint`, answer `map()` instead.
+    fn on_constraint(self, constraint: &str, map: impl FnOnce() -> Error) -> Result<T>;
+}
+
+impl<T, E: Into<Error> + AsConstraint> ResultExt<T> for std::result::Result<T, E> {
+    fn on_constraint(self, constraint: &str, map: impl FnOnce() -> Error) -> Result<T> {
+        self.map_err(|error| {
+            if error.constraint() == Some(constraint) {
+                map()
+            } else {
+                error.into()
+            }
+        })
+    }
+}
+
+/// The constraint a database error violated, if any.
+pub trait AsConstraint {
+    fn constraint(&self) -> Option<&str>;
+}
+
+impl AsConstraint for sqlx::Error {
+    fn constraint(&self) -> Option<&str> {
+        match self {
+            sqlx::Error::Database(db) => db.constraint(),
+            _ => None,
+        }
+    }
+}
+
+impl AsConstraint for Error {
+    fn constraint(&self) -> Option<&str> {
+        match self {
+            Error::Database(error) => error.constraint(),
+            _ => None,
+        }
+    }
+}
+
+impl From<Refusal> for Error {
+    /// The business rules' refusals (`domain`), as HTTP.
+    fn from(refusal: Refusal) -> Self {
+        let detail = refusal.to_string();
+        match refusal {
+            Refusal::InvalidStay => Error::invalid(ErrorCode::InvalidStay, detail),
+            Refusal::StayTooLong { .. } => Error::invalid(ErrorCode::InvalidStay, detail),
+            Refusal::InPast { .. } => Error::invalid(ErrorCode::DateInPast, detail),
+            Refusal::BeyondHorizon { .. } => Error::invalid(ErrorCode::BeyondHorizon, detail),
+            Refusal::OverCapacity { .. } => Error::invalid(ErrorCode::OverCapacity, detail),
+            Refusal::RateMissing { .. } | Refusal::MixedCurrencies => {
+                Error::invalid(ErrorCode::RateMissing, detail)
+            }
+            Refusal::TotalTooLarge => Error::validation(detail),
+            Refusal::UnknownInventory | Refusal::UnknownRoomType | Refusal::UnknownUser => {
+                Error::validation(detail)
+            }
+            Refusal::TooManyLiveBookings { .. } | Refusal::TooManyNights { .. } => {
+                Error::invalid(ErrorCode::GuestLimit, detail)
+            }
+            Refusal::NoRoomFree => Error::conflict(ErrorCode::RoomAlreadyBooked, detail),
+            Refusal::NotChangeable | Refusal::InvalidTransition { .. } => {
+                Error::conflict(ErrorCode::InvalidTransition, detail)
+            }
+            Refusal::TooEarly { .. } => Error::conflict(ErrorCode::TooEarly, detail),
+        }
+    }
+}
+
 /// An RFC 9457 problem document.
-#[derive(Serialize)]
-struct Problem<'a> {
+#[derive(Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem: `urn:room-booking:problem:<code>`.
     #[serde(rename = "type")]
-    kind: String,
-    title: &'a str,
-    status: u16,
-    detail: String,
-    code: &'a str,
+    pub kind: String,
+    /// The HTTP reason phrase.
+    pub title: String,
+    pub status: u16,
+    /// What went wrong, for people; never database text.
+    pub detail: String,
+    pub code: ErrorCode,
 }
 
 impl IntoResponse for Error {
@@ -167,8 +355,8 @@ impl IntoResponse for Error {
         };
         let code = self.code();
         let problem = Problem {
-            kind: format!("urn:room-booking:problem:{code}"),
-            title: status.canonical_reason().unwrap_or("Error"),
+            kind: format!("urn:room-booking:problem:{}", code.as_str()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail,
             code,
@@ -180,12 +368,19 @@ impl IntoResponse for Error {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if status == StatusCode::UNAUTHORIZED {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        match self {
+            Error::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Error::Unavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Error::TooManyRequests(seconds) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+            }
+            _ => {}
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
+        response.extensions_mut().insert(code);
         response
     }
 }

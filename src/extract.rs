@@ -1,19 +1,39 @@
 //! Extractors that answer the service's problem documents when the request
-//! cannot be read: `Json`, `Query` and `Path` with [`Error`] as rejection.
+//! cannot be read: `Json`, `Query` and `Path` with [`Error`] as rejection,
+//! and the `Idempotency-Key` of a request.
+//!
+//! PostgreSQL text cannot hold a NUL character, so a string with one is
+//! refused here (`400 malformed_request`), before it reaches a query.
 
-use axum::extract::FromRequest;
-use axum::extract::FromRequestParts;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 
-/// `axum::Json`, rejecting with the service's problem document.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(Error))]
+/// `axum::Json`, rejecting with the service's problem document and refusing
+/// strings that contain NUL.
 pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Error> {
+        let axum::Json(value) = axum::Json::<T>::from_request(request, state).await?;
+        Ok(Json(value))
+    }
+}
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
@@ -52,5 +72,132 @@ impl From<QueryRejection> for Error {
 impl From<PathRejection> for Error {
     fn from(rejection: PathRejection) -> Self {
         Error::Malformed(rejection.body_text())
+    }
+}
+
+/// Whether a JSON text holds a NUL character in a string (`\u0000`). JSON
+/// cannot carry a raw NUL in a string, so the escape is the only way in; an
+/// escaped backslash before `u0000` is not one, hence the count.
+fn json_has_nul(body: &[u8]) -> bool {
+    body.windows(6).enumerate().any(|(at, window)| {
+        window.eq_ignore_ascii_case(b"\\u0000")
+            && body[..at]
+                .iter()
+                .rev()
+                .take_while(|byte| **byte == b'\\')
+                .count()
+                % 2
+                == 0
+    })
+}
+
+/// Whether a query string decodes to a NUL character anywhere.
+fn query_has_nul(query: &str) -> bool {
+    query.as_bytes().windows(3).any(|window| window == b"%00") || query.contains('\0')
+}
+
+/// The header of the IETF Idempotency-Key draft.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Reads a request before any handler: refuses NUL characters in the query
+/// string and in a JSON body, and fingerprints the request (method, path,
+/// query, body) when it carries an `Idempotency-Key`. Bodies are read only
+/// when they must be: a request without a key and without `\u0000` costs a
+/// scan of its bytes.
+pub async fn screen_request(request: Request, next: Next) -> Response {
+    if request.uri().query().is_some_and(query_has_nul) {
+        return Error::Malformed("the query string contains a NUL character".into())
+            .into_response();
+    }
+    let (mut parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, crate::routes::BODY_LIMIT).await {
+        Ok(bytes) => bytes,
+        Err(_) => return Error::PayloadTooLarge.into_response(),
+    };
+    if json_has_nul(&bytes) {
+        return Error::Malformed("a string in the body contains a NUL character".into())
+            .into_response();
+    }
+    if parts.headers.contains_key(IDEMPOTENCY_KEY) {
+        let fingerprint = fingerprint(&parts, &bytes);
+        parts.extensions.insert(fingerprint);
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+/// SHA-256 of a request's method, path, query and body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint(pub [u8; 32]);
+
+fn fingerprint(parts: &Parts, body: &Bytes) -> Fingerprint {
+    let mut hash = Sha256::new();
+    hash.update(parts.method.as_str().as_bytes());
+    hash.update(b" ");
+    hash.update(
+        parts
+            .uri
+            .path_and_query()
+            .map_or("", |path| path.as_str())
+            .as_bytes(),
+    );
+    hash.update(b"\n");
+    hash.update(body);
+    Fingerprint(hash.finalize().into())
+}
+
+/// The `Idempotency-Key` of a request, when it has one, with the request's
+/// fingerprint. A key is 1 to 255 visible ASCII characters; the draft's
+/// quoted form (`"abc"`, a structured-field string) is accepted too.
+#[derive(Debug, Clone, Default)]
+pub struct IdempotencyKey(pub Option<(String, Fingerprint)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Error> {
+        let Some(value) = parts.headers.get(IDEMPOTENCY_KEY) else {
+            return Ok(IdempotencyKey(None));
+        };
+        let malformed = || {
+            Error::Malformed(
+                "`Idempotency-Key` must be 1 to 255 visible ASCII characters".into(),
+            )
+        };
+        let text = value.to_str().map_err(|_| malformed())?.trim();
+        let key = text
+            .strip_prefix('"')
+            .and_then(|rest| rest.strip_suffix('"'))
+            .unwrap_or(text);
+        let visible = key.bytes().all(|byte| byte.is_ascii_graphic());
+        if key.is_empty() || key.len() > 255 || !visible {
+            return Err(malformed());
+        }
+        let fingerprint = parts
+            .extensions
+            .get::<Fingerprint>()
+            .copied()
+            .ok_or_else(|| Error::Internal("the request was not fingerprinted".into()))?;
+        Ok(IdempotencyKey(Some((key.to_owned(), fingerprint))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_escaped_nul_characters_only() {
+        assert!(json_has_nul(br#"{"name":"a\u0000"}"#));
+        assert!(json_has_nul(br#"{"name":"\\\u0000"}"#));
+        assert!(!json_has_nul(br#"{"name":"\\u0000"}"#));
+        assert!(!json_has_nul(br#"{"name":"a"}"#));
+    }
+
+    #[test]
+    fn finds_nul_in_query_strings() {
+        assert!(query_has_nul("city=%00"));
+        assert!(query_has_nul("city=a%00b"));
+        assert!(!query_has_nul("city=%2500"));
+        assert!(!query_has_nul("city=Paris"));
     }
 }

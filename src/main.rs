@@ -1,5 +1,7 @@
-//! The `room-booking` binary: read the configuration, hand over to the library.
+//! The `room-booking` binary: read the configuration, set up logging, hand
+//! over to the library.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -16,11 +18,17 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // Logs go to stderr, so that `room-booking token` prints only the token on stdout.
-    tracing_subscriber::fmt()
+    // Logs go to stderr, so that `room-booking token` prints only the token on
+    // stdout; colours only on a terminal.
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::stderr().is_terminal());
+    if cli.config.log_format == "json" {
+        logs.json().flatten_event(true).with_current_span(true).init();
+    } else {
+        logs.init();
+    }
     let command = cli.command.unwrap_or(Command::Serve(Default::default()));
     match room_booking::run(cli.config, command).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -514,6 +514,7 @@ fn claims(sub: Uuid, role: Role, exp_from_now: i64) -> Claims {
     Claims {
         sub,
         role,
+        ver: 0,
         iat: now - 60,
         exp: now + exp_from_now,
     }
@@ -784,7 +785,7 @@ async fn the_role_is_the_databases_not_the_tokens() {
     );
 
     // A validly signed token that claims `admin` for a guest gives a guest.
-    let boasting = app.keys.mint(guest, Role::Admin).expect("a token");
+    let boasting = app.keys.mint(guest, Role::Admin, 0).expect("a token");
     let boasting = Some(boasting.as_str());
     let before = snapshot(&app).await;
     assert_refusal(

@@ -1,120 +1,47 @@
 //! Priced stays: allocation of a free room, pricing from daily rates,
 //! invoices, changes, cancellation and the status life cycle.
 //!
-//! Every write is one transaction. The exclusion constraint decides who gets
-//! a room: inserts use `on conflict do nothing` and move on to the next free
-//! room; updates run in a savepoint and do the same on `23P01`.
+//! Every write is one transaction ([`super::in_transaction`]: a savepoint
+//! inside a caller's transaction, run again after a deadlock). The exclusion
+//! constraint decides who gets a room: inserts use `on conflict do nothing`
+//! and move on to the next free room; updates run in a savepoint and do the
+//! same on `bookings_no_overlap`.
 
-use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
-use rust_decimal::Decimal;
-use serde::Serialize;
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::postgres::types::PgRange;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
-use crate::domain::{BookingStatus, Stay, parse_timezone, today_in};
-use crate::error::{Error, Result};
+use super::{MaybeRetryable, in_transaction};
+use crate::domain::booking::{BookingLimits, check_arrival, check_capacity};
+use crate::domain::pricing::{NightRate, cancellation_costs_a_fee};
+use crate::domain::{
+    Booking, BookingStatus, Invoice, InvoiceLine, InvoiceStatus, Pricing, Refusal, Stay, Window,
+    parse_timezone, today_in,
+};
 
-/// A booking as the API shows it; instants carry the hotel's UTC offset.
-#[derive(Debug, Serialize)]
-pub struct Booking {
-    pub id: Uuid,
-    pub hotel_id: Uuid,
-    pub room_id: Uuid,
-    pub room_name: String,
-    pub room_type_id: Uuid,
-    pub user_id: Uuid,
-    pub user_name: String,
-    pub rate_plan_id: Option<Uuid>,
-    pub check_in: NaiveDate,
-    pub check_out: NaiveDate,
-    pub check_in_at: DateTime<FixedOffset>,
-    pub check_out_at: DateTime<FixedOffset>,
-    pub guests: i32,
-    pub status: BookingStatus,
-    #[serde(serialize_with = "crate::domain::money::option::serialize")]
-    pub total_price: Option<Decimal>,
-    pub currency: Option<String>,
-    pub created_at: DateTime<Utc>,
+/// The constraint that keeps a room from being sold twice.
+pub const NO_OVERLAP: &str = "bookings_no_overlap";
+
+/// Why a booking write did not happen: a business rule, or the database.
+#[derive(Debug, thiserror::Error)]
+pub enum BookingError {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
 }
 
-/// A row of the `booking_details` view.
-struct BookingRow {
-    id: Uuid,
-    hotel_id: Uuid,
-    room_id: Uuid,
-    room_name: String,
-    room_type_id: Uuid,
-    user_id: Uuid,
-    user_name: String,
-    rate_plan_id: Option<Uuid>,
-    check_in: NaiveDate,
-    check_out: NaiveDate,
-    check_in_at: DateTime<Utc>,
-    check_out_at: DateTime<Utc>,
-    timezone: String,
-    guests: i32,
-    status: BookingStatus,
-    total_price: Option<Decimal>,
-    currency: Option<String>,
-    created_at: DateTime<Utc>,
-}
-
-impl From<BookingRow> for Booking {
-    fn from(row: BookingRow) -> Self {
-        let local = |instant: DateTime<Utc>| match parse_timezone(&row.timezone) {
-            Ok(zone) => instant.with_timezone(&zone).fixed_offset(),
-            Err(_) => instant.fixed_offset(),
-        };
-        Booking {
-            id: row.id,
-            hotel_id: row.hotel_id,
-            room_id: row.room_id,
-            room_name: row.room_name,
-            room_type_id: row.room_type_id,
-            user_id: row.user_id,
-            user_name: row.user_name,
-            rate_plan_id: row.rate_plan_id,
-            check_in: row.check_in,
-            check_out: row.check_out,
-            check_in_at: local(row.check_in_at),
-            check_out_at: local(row.check_out_at),
-            guests: row.guests,
-            status: row.status,
-            total_price: row.total_price,
-            currency: row.currency,
-            created_at: row.created_at,
+impl MaybeRetryable for BookingError {
+    fn database_error(&self) -> Option<&sqlx::Error> {
+        match self {
+            BookingError::Database(error) => Some(error),
+            BookingError::Refused(_) => None,
         }
     }
 }
 
-#[derive(Debug, Serialize)]
-pub struct Invoice {
-    pub id: Uuid,
-    pub booking_id: Uuid,
-    pub status: InvoiceStatus,
-    pub currency: String,
-    #[serde(serialize_with = "crate::domain::money::serialize")]
-    pub total: Decimal,
-    pub lines: Vec<InvoiceLine>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
-#[sqlx(type_name = "invoice_status", rename_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum InvoiceStatus {
-    Open,
-    Void,
-    CancellationFee,
-}
-
-#[derive(Debug, Serialize)]
-pub struct InvoiceLine {
-    pub date: NaiveDate,
-    pub description: String,
-    #[serde(serialize_with = "crate::domain::money::serialize")]
-    pub amount: Decimal,
-}
+type BookingResult<T> = Result<T, BookingError>;
 
 /// What to book: a room of a type (the first free one), or one given room.
 #[derive(Debug, Clone, Copy)]
@@ -123,6 +50,7 @@ pub enum Target {
     Room(Uuid),
 }
 
+#[derive(Debug, Clone)]
 pub struct NewBooking {
     pub hotel_id: Uuid,
     pub target: Target,
@@ -130,52 +58,21 @@ pub struct NewBooking {
     pub user_id: Uuid,
     pub stay: Stay,
     pub guests: i32,
+    /// Guests are held to the guest limits; staff are not.
+    pub by_guest: bool,
 }
 
-/// The nightly prices of a stay, each night priced.
-struct Pricing {
-    nights: Vec<NaiveDate>,
-    prices: Vec<Decimal>,
-    currency: String,
+#[derive(Debug, Clone, Copy)]
+pub struct BookingChange {
+    pub check_in: Option<NaiveDate>,
+    pub check_out: Option<NaiveDate>,
+    pub room_type_id: Option<Uuid>,
+    pub by_guest: bool,
 }
 
-impl Pricing {
-    fn total(&self) -> Decimal {
-        self.prices.iter().sum()
-    }
-}
-
-/// Who a booking is for.
-pub async fn find_owner(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar!("select user_id from bookings where id = $1", id)
-        .fetch_optional(pool)
-        .await
-}
-
-pub async fn find_booking(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Booking>> {
-    let mut conn = pool.acquire().await?;
-    fetch_booking(&mut conn, id).await
-}
-
-async fn fetch_booking(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Booking>> {
-    let row = sqlx::query_as!(
-        BookingRow,
-        r#"select id as "id!", hotel_id as "hotel_id!", room_id as "room_id!", room_name as "room_name!",
-                  room_type_id as "room_type_id!", user_id as "user_id!", user_name as "user_name!",
-                  rate_plan_id, check_in as "check_in!", check_out as "check_out!",
-                  check_in_at as "check_in_at!", check_out_at as "check_out_at!", timezone as "timezone!",
-                  guests as "guests!", status as "status!: BookingStatus", total_price, currency,
-                  created_at as "created_at!"
-           from booking_details where id = $1"#,
-        id
-    )
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map(Booking::from))
-}
-
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 pub struct BookingFilter {
+    pub id: Option<Uuid>,
     pub status: Option<BookingStatus>,
     pub hotel_id: Option<Uuid>,
     /// Stays that end after this date.
@@ -186,56 +83,120 @@ pub struct BookingFilter {
     pub user_id: Option<Uuid>,
 }
 
+/// Who a booking is for.
+pub async fn find_owner(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!("select user_id from bookings where id = $1", id)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn find_booking(
+    executor: impl PgExecutor<'_>,
+    id: Uuid,
+) -> sqlx::Result<Option<Booking>> {
+    let filter = BookingFilter {
+        id: Some(id),
+        ..BookingFilter::default()
+    };
+    let window = Window {
+        limit: 1,
+        offset: 0,
+    };
+    Ok(select_bookings(executor, filter, window)
+        .await?
+        .into_iter()
+        .next()
+        .map(|(booking, _)| booking))
+}
+
 pub async fn list_bookings(
     pool: &PgPool,
     filter: BookingFilter,
-    limit: i64,
-    offset: i64,
+    window: Window,
 ) -> sqlx::Result<(Vec<Booking>, i64)> {
-    let rows = sqlx::query_as!(
-        BookingRow,
+    super::page_of(window, |window| select_bookings(pool, filter, window)).await
+}
+
+/// The one query that reads bookings as the API shows them, each with the
+/// count of all that match.
+async fn select_bookings(
+    executor: impl PgExecutor<'_>,
+    filter: BookingFilter,
+    window: Window,
+) -> sqlx::Result<Vec<(Booking, i64)>> {
+    let rows = sqlx::query!(
         r#"select id as "id!", hotel_id as "hotel_id!", room_id as "room_id!", room_name as "room_name!",
                   room_type_id as "room_type_id!", user_id as "user_id!", user_name as "user_name!",
                   rate_plan_id, check_in as "check_in!", check_out as "check_out!",
                   check_in_at as "check_in_at!", check_out_at as "check_out_at!", timezone as "timezone!",
                   guests as "guests!", status as "status!: BookingStatus", total_price, currency,
-                  created_at as "created_at!"
+                  created_at as "created_at!", count(*) over () as "total!"
            from booking_details
-           where ($1::booking_status is null or status = $1) and ($2::uuid is null or hotel_id = $2)
-             and ($3::date is null or check_out > $3) and ($4::date is null or check_in < $4)
-             and ($5::uuid is null or user_id = $5)
-           order by check_in, created_at, id limit $6 offset $7"#,
+           where ($1::uuid is null or id = $1)
+             and ($2::booking_status is null or status = $2) and ($3::uuid is null or hotel_id = $3)
+             and ($4::date is null or check_out > $4) and ($5::date is null or check_in < $5)
+             and ($6::uuid is null or user_id = $6)
+           order by check_in, created_at, id limit $7 offset $8"#,
+        filter.id,
         filter.status as Option<BookingStatus>,
         filter.hotel_id,
         filter.from,
         filter.to,
         filter.user_id,
-        limit,
-        offset
+        window.limit,
+        window.offset
     )
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await?;
-    let total = sqlx::query_scalar!(
-        r#"select count(*) as "count!" from booking_details
-           where ($1::booking_status is null or status = $1) and ($2::uuid is null or hotel_id = $2)
-             and ($3::date is null or check_out > $3) and ($4::date is null or check_in < $4)
-             and ($5::uuid is null or user_id = $5)"#,
-        filter.status as Option<BookingStatus>,
-        filter.hotel_id,
-        filter.from,
-        filter.to,
-        filter.user_id
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok((rows.into_iter().map(Booking::from).collect(), total))
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let booking = Booking {
+                id: row.id,
+                hotel_id: row.hotel_id,
+                room_id: row.room_id,
+                room_name: row.room_name,
+                room_type_id: row.room_type_id,
+                user_id: row.user_id,
+                user_name: row.user_name,
+                rate_plan_id: row.rate_plan_id,
+                check_in: row.check_in,
+                check_out: row.check_out,
+                check_in_at: row.check_in_at,
+                check_out_at: row.check_out_at,
+                timezone: row.timezone,
+                guests: row.guests,
+                status: row.status,
+                total_price: row.total_price,
+                currency: row.currency,
+                created_at: row.created_at,
+            };
+            (booking, row.total)
+        })
+        .collect())
 }
 
-/// Books a stay: checks the request against the hotel, prices it, allocates
-/// the first free room (the next one when a concurrent booking wins a room),
-/// and writes booking and invoice in one transaction.
-pub async fn create_booking(pool: &PgPool, request: NewBooking) -> Result<Booking> {
-    let mut tx = pool.begin().await?;
+/// Books a stay: checks the request against the hotel and the rules, prices
+/// it, allocates the first free room (the next one when a concurrent booking
+/// wins a room), and writes booking and invoice in one transaction.
+pub async fn create_booking(
+    conn: &mut PgConnection,
+    request: &NewBooking,
+    limits: &BookingLimits,
+) -> BookingResult<Booking> {
+    let (request, limits) = (request.clone(), *limits);
+    in_transaction(conn, move |tx| {
+        let request = request.clone();
+        Box::pin(async move { create_booking_once(tx, &request, &limits).await })
+    })
+    .await
+}
+
+async fn create_booking_once(
+    tx: &mut PgConnection,
+    request: &NewBooking,
+    limits: &BookingLimits,
+) -> BookingResult<Booking> {
     let (room_type_id, room_id) = match request.target {
         Target::RoomType(id) => (Some(id), None),
         Target::Room(id) => (None, Some(id)),
@@ -254,73 +215,103 @@ pub async fn create_booking(pool: &PgPool, request: NewBooking) -> Result<Bookin
     )
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or_else(|| {
-        Error::validation("the hotel, room type, room or rate plan does not exist, or is not of that hotel")
-    })?;
-    refuse_past(&context.timezone, request.stay.check_in())?;
-    if request.guests > context.capacity {
-        return Err(over_capacity(context.capacity));
+    .ok_or(Refusal::UnknownInventory)?;
+    limits.check_in_allowed(request.stay.check_in(), hotel_today(&context.timezone))?;
+    check_capacity(request.guests, context.capacity)?;
+    if request.by_guest {
+        limits.guest_stay_allowed(request.stay)?;
+        // The lock on the guest's row makes the count exact under concurrency.
+        let live = sqlx::query_scalar!(
+            r#"select (select count(*) from live_bookings b
+                       where b.user_id = u.id and b.status in ('confirmed', 'checked_in')) as "live!"
+               from users u where u.id = $1 for update"#,
+            request.user_id
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(Refusal::UnknownUser)?;
+        limits.guest_may_add_booking(live)?;
     }
     let pricing = price_stay(
-        &mut tx,
+        &mut *tx,
         context.room_type_id,
         request.rate_plan_id,
         request.stay,
     )
     .await?;
-    let candidates = match request.target {
-        Target::Room(id) => vec![id],
-        Target::RoomType(id) => free_rooms(&mut tx, id, request.stay, None).await?,
-    };
-    let mut booking_id = None;
-    for room_id in candidates {
-        booking_id = sqlx::query_scalar!(
-            "insert into bookings (room_id, user_id, stay, guests, check_in_at, check_out_at,
-                                   rate_plan_id, total_price, currency)
-             select r.id, $2, $3, $4, (lower($3::daterange) + h.check_in_time) at time zone h.timezone,
-                    (upper($3::daterange) + h.check_out_time) at time zone h.timezone, $5, $6, $7
-             from rooms r join hotels h on h.id = r.hotel_id
-             where r.id = $1
-             on conflict do nothing
-             returning id",
-            room_id,
-            request.user_id,
-            request.stay.range() as PgRange<NaiveDate>,
-            request.guests,
-            request.rate_plan_id,
-            pricing.total(),
-            pricing.currency
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
-        if booking_id.is_some() {
-            break;
+    let mut tried = Vec::new();
+    let booking_id = loop {
+        let candidates = match request.target {
+            Target::Room(id) if tried.is_empty() => vec![id],
+            Target::Room(_) => Vec::new(),
+            Target::RoomType(id) => free_rooms(&mut *tx, id, request.stay, None, &tried).await?,
+        };
+        if candidates.is_empty() {
+            return Err(Refusal::NoRoomFree.into());
         }
-    }
-    let booking_id = booking_id.ok_or_else(no_room_free)?;
-    write_invoice(&mut tx, booking_id, &pricing).await?;
-    let booking = fetch_booking(&mut tx, booking_id)
+        let mut booked = None;
+        for room_id in candidates {
+            tried.push(room_id);
+            booked = sqlx::query_scalar!(
+                "insert into bookings (room_id, user_id, stay, guests, check_in_at, check_out_at,
+                                       rate_plan_id, total_price, currency)
+                 select r.id, $2, $3, $4, (lower($3::daterange) + h.check_in_time) at time zone h.timezone,
+                        (upper($3::daterange) + h.check_out_time) at time zone h.timezone, $5, $6, $7
+                 from rooms r join hotels h on h.id = r.hotel_id
+                 where r.id = $1
+                 on conflict do nothing
+                 returning id",
+                room_id,
+                request.user_id,
+                request.stay.range() as PgRange<NaiveDate>,
+                request.guests,
+                request.rate_plan_id,
+                pricing.total(),
+                pricing.currency()
+            )
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|error| match foreign_key(&error) {
+                Some("bookings_user_id_fkey") => BookingError::Refused(Refusal::UnknownUser),
+                _ => BookingError::Database(error),
+            })?;
+            if booked.is_some() {
+                break;
+            }
+        }
+        if let Some(id) = booked {
+            break id;
+        }
+    };
+    write_invoice(&mut *tx, booking_id, &pricing).await?;
+    let booking = find_booking(&mut *tx, booking_id)
         .await?
-        .ok_or_else(|| Error::Internal("a new booking vanished".into()))?;
-    tx.commit().await?;
+        .ok_or(sqlx::Error::RowNotFound)?;
     Ok(booking)
-}
-
-pub struct BookingChange {
-    pub check_in: Option<NaiveDate>,
-    pub check_out: Option<NaiveDate>,
-    pub room_type_id: Option<Uuid>,
 }
 
 /// Moves a confirmed booking to new dates and/or another room type: keeps its
 /// room when that is still free, else takes another; re-prices it and rewrites
-/// its invoice. All or nothing.
+/// its invoice. All or nothing. `None`: no such booking.
 pub async fn change_booking(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     id: Uuid,
     change: BookingChange,
-) -> Result<Option<Booking>> {
-    let mut tx = pool.begin().await?;
+    limits: &BookingLimits,
+) -> BookingResult<Option<Booking>> {
+    let limits = *limits;
+    in_transaction(conn, move |tx| {
+        Box::pin(async move { change_booking_once(tx, id, change, &limits).await })
+    })
+    .await
+}
+
+async fn change_booking_once(
+    tx: &mut PgConnection,
+    id: Uuid,
+    change: BookingChange,
+    limits: &BookingLimits,
+) -> BookingResult<Option<Booking>> {
     let Some(current) = sqlx::query!(
         r#"select b.room_id, r.room_type_id, r.hotel_id, lower(b.stay) as "check_in!", upper(b.stay) as "check_out!",
                   b.guests, b.status as "status: BookingStatus", b.rate_plan_id, h.timezone
@@ -334,17 +325,17 @@ pub async fn change_booking(
         return Ok(None);
     };
     if current.status != BookingStatus::Confirmed {
-        return Err(Error::conflict(
-            "invalid_transition",
-            "only a confirmed booking can be changed",
-        ));
+        return Err(Refusal::NotChangeable.into());
     }
     let stay = Stay::new(
         change.check_in.unwrap_or(current.check_in),
         change.check_out.unwrap_or(current.check_out),
     )?;
     if stay.check_in() != current.check_in {
-        refuse_past(&current.timezone, stay.check_in())?;
+        limits.check_in_allowed(stay.check_in(), hotel_today(&current.timezone))?;
+    }
+    if change.by_guest {
+        limits.guest_stay_allowed(stay)?;
     }
     let room_type_id = change.room_type_id.unwrap_or(current.room_type_id);
     let capacity = sqlx::query_scalar!(
@@ -354,53 +345,57 @@ pub async fn change_booking(
     )
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or_else(|| {
-        Error::validation("the room type does not exist or is not of the booking's hotel")
-    })?;
-    if current.guests > capacity {
-        return Err(over_capacity(capacity));
-    }
+    .ok_or(Refusal::UnknownRoomType)?;
+    check_capacity(current.guests, capacity)?;
     let pricing = match current.rate_plan_id {
-        Some(rate_plan_id) => Some(price_stay(&mut tx, room_type_id, rate_plan_id, stay).await?),
+        Some(rate_plan_id) => Some(price_stay(&mut *tx, room_type_id, rate_plan_id, stay).await?),
         None => None,
     };
 
-    let mut candidates = Vec::new();
-    if room_type_id == current.room_type_id {
-        candidates.push(current.room_id);
-    }
-    candidates.extend(free_rooms(&mut tx, room_type_id, stay, Some(id)).await?);
+    let mut tried = Vec::new();
     let mut moved = false;
-    for room_id in candidates {
-        let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
-        let updated = sqlx::query!(
-            "update bookings b
-             set room_id = r.id, stay = $3,
-                 check_in_at = (lower($3::daterange) + h.check_in_time) at time zone h.timezone,
-                 check_out_at = (upper($3::daterange) + h.check_out_time) at time zone h.timezone,
-                 total_price = coalesce($4, b.total_price), currency = coalesce($5, b.currency)
-             from rooms r join hotels h on h.id = r.hotel_id
-             where b.id = $1 and r.id = $2",
-            id,
-            room_id,
-            stay.range() as PgRange<NaiveDate>,
-            pricing.as_ref().map(Pricing::total),
-            pricing.as_ref().map(|p| p.currency.clone())
-        )
-        .execute(&mut *savepoint)
-        .await;
-        match updated {
-            Ok(_) => {
-                savepoint.commit().await?;
-                moved = true;
-                break;
-            }
-            Err(error) if is_exclusion_violation(&error) => savepoint.rollback().await?,
-            Err(error) => return Err(error.into()),
+    while !moved {
+        let mut candidates = Vec::new();
+        if tried.is_empty() && room_type_id == current.room_type_id {
+            // Keep the room when it is still free.
+            candidates.push(current.room_id);
         }
-    }
-    if !moved {
-        return Err(no_room_free());
+        let exclude: Vec<Uuid> = tried.iter().chain(&candidates).copied().collect();
+        candidates.extend(free_rooms(&mut *tx, room_type_id, stay, Some(id), &exclude).await?);
+        if candidates.is_empty() {
+            return Err(Refusal::NoRoomFree.into());
+        }
+        for room_id in candidates {
+            tried.push(room_id);
+            let mut savepoint = Connection::begin(&mut *tx).await?;
+            let updated = sqlx::query!(
+                "update bookings b
+                 set room_id = r.id, stay = $3,
+                     check_in_at = (lower($3::daterange) + h.check_in_time) at time zone h.timezone,
+                     check_out_at = (upper($3::daterange) + h.check_out_time) at time zone h.timezone,
+                     total_price = coalesce($4, b.total_price), currency = coalesce($5, b.currency)
+                 from rooms r join hotels h on h.id = r.hotel_id
+                 where b.id = $1 and r.id = $2",
+                id,
+                room_id,
+                stay.range() as PgRange<NaiveDate>,
+                pricing.as_ref().map(Pricing::total),
+                pricing.as_ref().map(|p| p.currency().to_owned())
+            )
+            .execute(&mut *savepoint)
+            .await;
+            match updated {
+                Ok(_) => {
+                    savepoint.commit().await?;
+                    moved = true;
+                    break;
+                }
+                Err(error) if constraint(&error) == Some(NO_OVERLAP) => {
+                    savepoint.rollback().await?
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
     }
     if let Some(pricing) = &pricing {
         sqlx::query!(
@@ -412,22 +407,22 @@ pub async fn change_booking(
         sqlx::query!("delete from invoices where booking_id = $1", id)
             .execute(&mut *tx)
             .await?;
-        write_invoice(&mut tx, id, pricing).await?;
+        write_invoice(&mut *tx, id, pricing).await?;
     }
-    let booking = fetch_booking(&mut tx, id).await?;
-    tx.commit().await?;
-    Ok(booking)
+    Ok(find_booking(&mut *tx, id).await?)
 }
 
 /// Cancels a booking: frees its nights, and voids its invoice or turns it
 /// into a first-night fee when the rate plan's free cancellation has passed
 /// (or never existed). Cancelling a cancelled booking changes nothing.
-pub async fn cancel_booking(pool: &PgPool, id: Uuid) -> Result<Option<Booking>> {
-    let mut tx = pool.begin().await?;
+pub async fn cancel_booking(conn: &mut PgConnection, id: Uuid) -> BookingResult<Option<Booking>> {
+    in_transaction(conn, move |tx| Box::pin(cancel_booking_once(tx, id))).await
+}
+
+async fn cancel_booking_once(tx: &mut PgConnection, id: Uuid) -> BookingResult<Option<Booking>> {
     let Some(current) = sqlx::query!(
-        r#"select b.status as "status: BookingStatus",
-                  rp.id is not null and (rp.free_cancellation_hours is null
-                      or now() > b.check_in_at - make_interval(hours => rp.free_cancellation_hours)) as "fee!"
+        r#"select b.status as "status: BookingStatus", b.check_in_at, b.rate_plan_id,
+                  rp.free_cancellation_hours, now() as "now!"
            from bookings b left join rate_plans rp on rp.id = b.rate_plan_id
            where b.id = $1 for update of b"#,
         id
@@ -438,13 +433,14 @@ pub async fn cancel_booking(pool: &PgPool, id: Uuid) -> Result<Option<Booking>> 
         return Ok(None);
     };
     if current.status != BookingStatus::Cancelled {
-        if !current.status.can_become(BookingStatus::Cancelled) {
-            return Err(invalid_transition(current.status, BookingStatus::Cancelled));
-        }
+        current.status.transition(BookingStatus::Cancelled)?;
         sqlx::query!("update bookings set status = 'cancelled' where id = $1", id)
             .execute(&mut *tx)
             .await?;
-        if current.fee {
+        let now: DateTime<Utc> = current.now;
+        let fee = current.rate_plan_id.is_some()
+            && cancellation_costs_a_fee(current.free_cancellation_hours, current.check_in_at, now);
+        if fee {
             // The fee is the first night: keep that line, drop the others.
             sqlx::query!(
                 "with invoice as (select id from invoices where booking_id = $1)
@@ -470,19 +466,24 @@ pub async fn cancel_booking(pool: &PgPool, id: Uuid) -> Result<Option<Booking>> 
             .await?;
         }
     }
-    let booking = fetch_booking(&mut tx, id).await?;
-    tx.commit().await?;
-    Ok(booking)
+    Ok(find_booking(&mut *tx, id).await?)
 }
 
 /// Moves a booking along its life cycle (`checked_in`, `checked_out`,
 /// `no_show`). Check-in and no-show wait for the check-in date in the hotel's zone.
 pub async fn transition_booking(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     id: Uuid,
     next: BookingStatus,
-) -> Result<Option<Booking>> {
-    let mut tx = pool.begin().await?;
+) -> BookingResult<Option<Booking>> {
+    in_transaction(conn, move |tx| Box::pin(transition_booking_once(tx, id, next))).await
+}
+
+async fn transition_booking_once(
+    tx: &mut PgConnection,
+    id: Uuid,
+    next: BookingStatus,
+) -> BookingResult<Option<Booking>> {
     let Some(current) = sqlx::query!(
         r#"select b.status as "status: BookingStatus", lower(b.stay) as "check_in!", h.timezone
            from bookings b join rooms r on r.id = b.room_id join hotels h on h.id = r.hotel_id
@@ -494,21 +495,8 @@ pub async fn transition_booking(
     else {
         return Ok(None);
     };
-    if !current.status.can_become(next) {
-        return Err(invalid_transition(current.status, next));
-    }
-    if matches!(next, BookingStatus::CheckedIn | BookingStatus::NoShow) {
-        let today = today_in(parse_timezone(&current.timezone)?);
-        if today < current.check_in {
-            return Err(Error::conflict(
-                "too_early",
-                format!(
-                    "the stay begins on {}; today is {today} at the hotel",
-                    current.check_in
-                ),
-            ));
-        }
-    }
+    current.status.transition(next)?;
+    check_arrival(next, current.check_in, hotel_today(&current.timezone))?;
     sqlx::query!(
         "update bookings set status = $2 where id = $1",
         id,
@@ -516,9 +504,7 @@ pub async fn transition_booking(
     )
     .execute(&mut *tx)
     .await?;
-    let booking = fetch_booking(&mut tx, id).await?;
-    tx.commit().await?;
-    Ok(booking)
+    Ok(find_booking(&mut *tx, id).await?)
 }
 
 pub async fn find_invoice(pool: &PgPool, booking_id: Uuid) -> sqlx::Result<Option<Invoice>> {
@@ -549,38 +535,46 @@ pub async fn find_invoice(pool: &PgPool, booking_id: Uuid) -> sqlx::Result<Optio
     }))
 }
 
+/// How many free rooms allocation asks for at a time.
+const CANDIDATES: i64 = 8;
+
 /// Rooms of a type with no live booking overlapping the stay (besides
-/// `except`), by name. A snapshot: the constraint has the last word.
+/// `except`), by name, leaving out those already tried. A snapshot: the
+/// constraint has the last word. Walks `rooms_room_type_name` and stops at
+/// the first free ones, so its cost does not grow with the hotel.
 async fn free_rooms(
     conn: &mut PgConnection,
     room_type_id: Uuid,
     stay: Stay,
     except: Option<Uuid>,
+    tried: &[Uuid],
 ) -> sqlx::Result<Vec<Uuid>> {
     sqlx::query_scalar!(
         "select r.id from rooms r
-         where r.room_type_id = $1
-           and not exists (select 1 from bookings b
-                           where b.room_id = r.id and b.stay && $2 and b.status not in ('cancelled', 'no_show')
-                             and b.id is distinct from $3)
-         order by r.name",
+         where r.room_type_id = $1 and r.id <> all($4)
+           and not exists (select 1 from live_bookings b
+                           where b.room_id = r.id and b.stay && $2 and b.id is distinct from $3)
+         order by r.room_type_id, r.name
+         limit $5",
         room_type_id,
         stay.range() as PgRange<NaiveDate>,
-        except
+        except,
+        tried,
+        CANDIDATES
     )
     .fetch_all(conn)
     .await
 }
 
-/// The nightly prices of the stay; `422 rate_missing` names the first night
-/// without a rate.
+/// The nightly prices of the stay (see [`Pricing::of_stay`]).
 async fn price_stay(
     conn: &mut PgConnection,
     room_type_id: Uuid,
     rate_plan_id: Uuid,
     stay: Stay,
-) -> Result<Pricing> {
-    let rates = sqlx::query!(
+) -> BookingResult<Pricing> {
+    let rates = sqlx::query_as!(
+        NightRate,
         r#"select date, price, currency as "currency!" from daily_rates
            where room_type_id = $1 and rate_plan_id = $2 and date >= $3 and date < $4
            order by date"#,
@@ -591,42 +585,7 @@ async fn price_stay(
     )
     .fetch_all(conn)
     .await?;
-    let mut nights = Vec::new();
-    let mut prices = Vec::new();
-    for (night, rate) in stay
-        .check_in()
-        .iter_days()
-        .take_while(|night| *night < stay.check_out())
-        .zip(rates.iter().map(Some).chain(std::iter::repeat(None)))
-    {
-        match rate {
-            Some(rate) if rate.date == night => {
-                if rate.currency != rates[0].currency {
-                    return Err(Error::invalid(
-                        "rate_missing",
-                        "the nights of this stay are priced in different currencies",
-                    ));
-                }
-                nights.push(night);
-                prices.push(rate.price);
-            }
-            _ => {
-                return Err(Error::invalid(
-                    "rate_missing",
-                    format!("no rate for the night of {night}"),
-                ));
-            }
-        }
-    }
-    let currency = rates
-        .first()
-        .map(|rate| rate.currency.clone())
-        .unwrap_or_default();
-    Ok(Pricing {
-        nights,
-        prices,
-        currency,
-    })
+    Ok(Pricing::of_stay(stay, &rates)?)
 }
 
 async fn write_invoice(
@@ -642,48 +601,33 @@ async fn write_invoice(
          select invoice.id, night.position, night.date, 'Night of ' || night.date, night.amount
          from invoice, unnest($4::date[], $5::numeric[]) with ordinality as night (date, amount, position)",
         booking_id,
-        pricing.currency,
+        pricing.currency(),
         pricing.total(),
-        &pricing.nights,
-        &pricing.prices
+        pricing.nights(),
+        pricing.prices()
     )
     .execute(conn)
     .await?;
     Ok(())
 }
 
-fn refuse_past(timezone: &str, check_in: NaiveDate) -> Result<()> {
-    let today = today_in(parse_timezone(timezone)?);
-    if check_in < today {
-        return Err(Error::invalid(
-            "date_in_past",
-            format!("{check_in} is before today ({today}) in the hotel's time zone"),
-        ));
+/// Today at a hotel. Its zone was checked when the hotel was written, by
+/// chrono-tz and by PostgreSQL; an unknown one (impossible) counts as UTC.
+fn hotel_today(timezone: &str) -> NaiveDate {
+    today_in(parse_timezone(timezone).unwrap_or(chrono_tz::UTC))
+}
+
+/// The constraint a database error names, if any.
+pub fn constraint(error: &sqlx::Error) -> Option<&str> {
+    match error {
+        sqlx::Error::Database(db) => db.constraint(),
+        _ => None,
     }
-    Ok(())
 }
 
-fn over_capacity(capacity: i32) -> Error {
-    Error::invalid(
-        "over_capacity",
-        format!("this room type holds at most {capacity} guests"),
-    )
-}
-
-fn no_room_free() -> Error {
-    Error::conflict(
-        "room_already_booked",
-        "no room of this type is free for these nights",
-    )
-}
-
-fn invalid_transition(from: BookingStatus, to: BookingStatus) -> Error {
-    Error::conflict(
-        "invalid_transition",
-        format!("a {} booking cannot become {}", from.as_str(), to.as_str()),
-    )
-}
-
-fn is_exclusion_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("23P01"))
+fn foreign_key(error: &sqlx::Error) -> Option<&str> {
+    match error {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => db.constraint(),
+        _ => None,
+    }
 }

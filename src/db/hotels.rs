@@ -2,23 +2,10 @@
 
 use chrono::{NaiveDate, NaiveTime};
 use rust_decimal::Decimal;
-use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::hh_mm;
-
-#[derive(Debug, Serialize)]
-pub struct Hotel {
-    pub id: Uuid,
-    pub name: String,
-    pub city: String,
-    pub timezone: String,
-    #[serde(with = "hh_mm")]
-    pub check_in_time: NaiveTime,
-    #[serde(with = "hh_mm")]
-    pub check_out_time: NaiveTime,
-}
+use crate::domain::{DailyRate, Hotel, RatePlan, RoomType, Window};
 
 pub struct NewHotel {
     pub name: String,
@@ -37,57 +24,42 @@ pub struct HotelChange {
     pub check_out_time: Option<NaiveTime>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct RoomType {
-    pub id: Uuid,
-    pub hotel_id: Uuid,
-    pub name: String,
-    pub capacity: i32,
-}
-
-#[derive(Debug, Serialize)]
-pub struct RatePlan {
-    pub id: Uuid,
-    pub hotel_id: Uuid,
-    pub name: String,
-    /// `None`: non-refundable.
-    pub free_cancellation_hours: Option<i32>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct DailyRate {
-    pub room_type_id: Uuid,
-    pub rate_plan_id: Uuid,
-    pub date: NaiveDate,
-    #[serde(serialize_with = "crate::domain::money::serialize")]
-    pub price: Decimal,
-    pub currency: String,
-}
+/// The check that refuses a time zone PostgreSQL cannot resolve.
+pub const TIMEZONE_KNOWN: &str = "hotels_timezone_known";
 
 pub async fn list_hotels(
     pool: &PgPool,
     city: Option<&str>,
-    limit: i64,
-    offset: i64,
+    window: Window,
 ) -> sqlx::Result<(Vec<Hotel>, i64)> {
-    let hotels = sqlx::query_as!(
-        Hotel,
-        "select id, name, city, timezone, check_in_time, check_out_time from hotels
-         where $1::text is null or city = $1
-         order by name, id limit $2 offset $3",
-        city,
-        limit,
-        offset
-    )
-    .fetch_all(pool)
-    .await?;
-    let total = sqlx::query_scalar!(
-        r#"select count(*) as "count!" from hotels where $1::text is null or city = $1"#,
-        city
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok((hotels, total))
+    super::page_of(window, move |window| async move {
+        let rows = sqlx::query!(
+            r#"select id, name, city, timezone, check_in_time, check_out_time, count(*) over () as "total!"
+               from hotels
+               where $1::text is null or city = $1
+               order by name, id limit $2 offset $3"#,
+            city,
+            window.limit,
+            window.offset
+        )
+        .fetch_all(pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let hotel = Hotel {
+                    id: row.id,
+                    name: row.name,
+                    city: row.city,
+                    timezone: row.timezone,
+                    check_in_time: row.check_in_time,
+                    check_out_time: row.check_out_time,
+                };
+                (hotel, row.total)
+            })
+            .collect())
+    })
+    .await
 }
 
 pub async fn find_hotel(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Hotel>> {
@@ -156,50 +128,60 @@ pub enum Deletion {
     Default,
 }
 
-/// Deletes a hotel and its inventory; refused (`23503`) when bookings refer to it.
-pub async fn delete_hotel(pool: &PgPool, id: Uuid) -> sqlx::Result<Deletion> {
-    let row = sqlx::query!("select is_default from hotels where id = $1", id)
-        .fetch_optional(pool)
-        .await?;
-    match row {
-        None => Ok(Deletion::NotFound),
-        Some(row) if row.is_default => Ok(Deletion::Default),
-        Some(_) => {
-            let deleted = sqlx::query!("delete from hotels where id = $1 and not is_default", id)
-                .execute(pool)
-                .await?;
-            Ok(if deleted.rows_affected() == 1 {
-                Deletion::Deleted
-            } else {
-                Deletion::NotFound
-            })
+impl Deletion {
+    fn of(deleted: Option<bool>) -> Deletion {
+        match deleted {
+            None => Deletion::NotFound,
+            Some(true) => Deletion::Default,
+            Some(false) => Deletion::Deleted,
         }
     }
+}
+
+/// Deletes a hotel and its inventory, unless it is the default hotel; refused
+/// by a foreign key (`bookings_room_id_fkey`) when bookings refer to it.
+pub async fn delete_hotel(pool: &PgPool, id: Uuid) -> sqlx::Result<Deletion> {
+    let is_default = sqlx::query_scalar!(
+        r#"with target as (select id, is_default from hotels where id = $1),
+                deleted as (delete from hotels h using target t where h.id = t.id and not t.is_default)
+           select is_default as "is_default!" from target"#,
+        id
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(Deletion::of(is_default))
 }
 
 pub async fn list_room_types(
     pool: &PgPool,
     hotel_id: Uuid,
-    limit: i64,
-    offset: i64,
+    window: Window,
 ) -> sqlx::Result<(Vec<RoomType>, i64)> {
-    let items = sqlx::query_as!(
-        RoomType,
-        "select id, hotel_id, name, capacity from room_types where hotel_id = $1
-         order by name, id limit $2 offset $3",
-        hotel_id,
-        limit,
-        offset
-    )
-    .fetch_all(pool)
-    .await?;
-    let total = sqlx::query_scalar!(
-        r#"select count(*) as "count!" from room_types where hotel_id = $1"#,
-        hotel_id
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok((items, total))
+    super::page_of(window, move |window| async move {
+        let rows = sqlx::query!(
+            r#"select id, hotel_id, name, capacity, count(*) over () as "total!"
+               from room_types where hotel_id = $1
+               order by name, id limit $2 offset $3"#,
+            hotel_id,
+            window.limit,
+            window.offset
+        )
+        .fetch_all(pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let room_type = RoomType {
+                    id: row.id,
+                    hotel_id: row.hotel_id,
+                    name: row.name,
+                    capacity: row.capacity,
+                };
+                (room_type, row.total)
+            })
+            .collect())
+    })
+    .await
 }
 
 pub async fn create_room_type(
@@ -241,58 +223,51 @@ pub async fn update_room_type(
     .await
 }
 
-/// Deletes a room type and its rates; refused (`23503`) while rooms are of it.
+/// Deletes a room type and its rates, unless it is the hotel's default one;
+/// refused by a foreign key while rooms are of it.
 pub async fn delete_room_type(pool: &PgPool, hotel_id: Uuid, id: Uuid) -> sqlx::Result<Deletion> {
-    let row = sqlx::query!(
-        "select is_default from room_types where id = $1 and hotel_id = $2",
+    let is_default = sqlx::query_scalar!(
+        r#"with target as (select id, is_default from room_types where id = $1 and hotel_id = $2),
+                deleted as (delete from room_types rt using target t where rt.id = t.id and not t.is_default)
+           select is_default as "is_default!" from target"#,
         id,
         hotel_id
     )
     .fetch_optional(pool)
     .await?;
-    match row {
-        None => Ok(Deletion::NotFound),
-        Some(row) if row.is_default => Ok(Deletion::Default),
-        Some(_) => {
-            let deleted = sqlx::query!(
-                "delete from room_types where id = $1 and hotel_id = $2",
-                id,
-                hotel_id
-            )
-            .execute(pool)
-            .await?;
-            Ok(if deleted.rows_affected() == 1 {
-                Deletion::Deleted
-            } else {
-                Deletion::NotFound
-            })
-        }
-    }
+    Ok(Deletion::of(is_default))
 }
 
 pub async fn list_rate_plans(
     pool: &PgPool,
     hotel_id: Uuid,
-    limit: i64,
-    offset: i64,
+    window: Window,
 ) -> sqlx::Result<(Vec<RatePlan>, i64)> {
-    let items = sqlx::query_as!(
-        RatePlan,
-        "select id, hotel_id, name, free_cancellation_hours from rate_plans where hotel_id = $1
-         order by name, id limit $2 offset $3",
-        hotel_id,
-        limit,
-        offset
-    )
-    .fetch_all(pool)
-    .await?;
-    let total = sqlx::query_scalar!(
-        r#"select count(*) as "count!" from rate_plans where hotel_id = $1"#,
-        hotel_id
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok((items, total))
+    super::page_of(window, move |window| async move {
+        let rows = sqlx::query!(
+            r#"select id, hotel_id, name, free_cancellation_hours, count(*) over () as "total!"
+               from rate_plans where hotel_id = $1
+               order by name, id limit $2 offset $3"#,
+            hotel_id,
+            window.limit,
+            window.offset
+        )
+        .fetch_all(pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let plan = RatePlan {
+                    id: row.id,
+                    hotel_id: row.hotel_id,
+                    name: row.name,
+                    free_cancellation_hours: row.free_cancellation_hours,
+                };
+                (plan, row.total)
+            })
+            .collect())
+    })
+    .await
 }
 
 pub async fn create_rate_plan(
@@ -341,7 +316,8 @@ pub async fn update_rate_plan(
     .await
 }
 
-/// Deletes a rate plan and its rates; refused (`23503`) when bookings refer to it.
+/// Deletes a rate plan and its rates; refused by a foreign key
+/// (`bookings_rate_plan_id_fkey`) when bookings refer to it.
 pub async fn delete_rate_plan(pool: &PgPool, hotel_id: Uuid, id: Uuid) -> sqlx::Result<Deletion> {
     let deleted = sqlx::query!(
         "delete from rate_plans where id = $1 and hotel_id = $2",
@@ -350,11 +326,7 @@ pub async fn delete_rate_plan(pool: &PgPool, hotel_id: Uuid, id: Uuid) -> sqlx::
     )
     .execute(pool)
     .await?;
-    Ok(if deleted.rows_affected() == 1 {
-        Deletion::Deleted
-    } else {
-        Deletion::NotFound
-    })
+    Ok(Deletion::of((deleted.rows_affected() == 1).then_some(false)))
 }
 
 pub struct RatesUpsert {
@@ -407,6 +379,7 @@ pub async fn upsert_rates(
     Ok(Some(items))
 }
 
+#[derive(Clone, Copy)]
 pub struct RatesQuery {
     pub room_type_id: Option<Uuid>,
     pub rate_plan_id: Option<Uuid>,
@@ -418,38 +391,39 @@ pub async fn list_rates(
     pool: &PgPool,
     hotel_id: Uuid,
     query: RatesQuery,
-    limit: i64,
-    offset: i64,
+    window: Window,
 ) -> sqlx::Result<(Vec<DailyRate>, i64)> {
-    let items = sqlx::query_as!(
-        DailyRate,
-        r#"select d.room_type_id, d.rate_plan_id, d.date, d.price, d.currency as "currency!"
-           from daily_rates d join room_types rt on rt.id = d.room_type_id
-           where rt.hotel_id = $1 and ($2::uuid is null or d.room_type_id = $2)
-             and ($3::uuid is null or d.rate_plan_id = $3) and d.date >= $4 and d.date < $5
-           order by d.date, d.room_type_id, d.rate_plan_id limit $6 offset $7"#,
-        hotel_id,
-        query.room_type_id,
-        query.rate_plan_id,
-        query.from,
-        query.to,
-        limit,
-        offset
-    )
-    .fetch_all(pool)
-    .await?;
-    let total = sqlx::query_scalar!(
-        r#"select count(*) as "count!"
-           from daily_rates d join room_types rt on rt.id = d.room_type_id
-           where rt.hotel_id = $1 and ($2::uuid is null or d.room_type_id = $2)
-             and ($3::uuid is null or d.rate_plan_id = $3) and d.date >= $4 and d.date < $5"#,
-        hotel_id,
-        query.room_type_id,
-        query.rate_plan_id,
-        query.from,
-        query.to
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok((items, total))
+    super::page_of(window, move |window| async move {
+        let rows = sqlx::query!(
+            r#"select d.room_type_id, d.rate_plan_id, d.date, d.price, d.currency as "currency!",
+                      count(*) over () as "total!"
+               from daily_rates d join room_types rt on rt.id = d.room_type_id
+               where rt.hotel_id = $1 and ($2::uuid is null or d.room_type_id = $2)
+                 and ($3::uuid is null or d.rate_plan_id = $3) and d.date >= $4 and d.date < $5
+               order by d.date, d.room_type_id, d.rate_plan_id limit $6 offset $7"#,
+            hotel_id,
+            query.room_type_id,
+            query.rate_plan_id,
+            query.from,
+            query.to,
+            window.limit,
+            window.offset
+        )
+        .fetch_all(pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let rate = DailyRate {
+                    room_type_id: row.room_type_id,
+                    rate_plan_id: row.rate_plan_id,
+                    date: row.date,
+                    price: row.price,
+                    currency: row.currency,
+                };
+                (rate, row.total)
+            })
+            .collect())
+    })
+    .await
 }

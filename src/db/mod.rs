@@ -1,16 +1,24 @@
 //! All SQL of the service. Functions take a pool or a connection and answer
-//! domain structs; queries are checked against the schema at compile time.
+//! domain types (or outcome enums); queries are checked against the schema
+//! at compile time. Nothing here knows about HTTP.
 
 pub mod book;
 pub mod bookings;
 pub mod hotels;
+pub mod idempotency;
 pub mod rooms;
 pub mod search;
 pub mod users;
 
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::{Connection, PgPool};
+
+use crate::domain::Window;
 
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!();
@@ -36,7 +44,145 @@ pub async fn create_database_if_missing(
     conn.close().await
 }
 
+/// When a connection error was last seen, in microseconds since [`STARTED`].
+static CONNECTION_ERROR_AT: AtomicU64 = AtomicU64::new(0);
+static STARTED: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn micros_since_start() -> u64 {
+    u64::try_from(STARTED.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Notes that a connection failed (PostgreSQL restarted, or ended
+/// connections): connections idle since before now are checked before use.
+pub fn connection_error_seen() {
+    CONNECTION_ERROR_AT.store(micros_since_start().max(1), Ordering::Relaxed);
+}
+
+/// The pool. Every connection gets `statement_timeout`. There is no ping on
+/// every acquire (a second round trip per request); instead, once a
+/// connection error has been seen, a connection idle since before it is
+/// pinged before its next use and dropped if dead, so that a restart of
+/// PostgreSQL costs one failed request, not one per pooled connection.
+pub async fn open_pool(
+    options: PgConnectOptions,
+    size: u32,
+    acquire_timeout: Duration,
+    statement_timeout: Duration,
+) -> sqlx::Result<PgPool> {
+    LazyLock::force(&STARTED);
+    let options = options.options([(
+        "statement_timeout",
+        format!("{}ms", statement_timeout.as_millis()),
+    )]);
+    PgPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(acquire_timeout)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                let error_at = CONNECTION_ERROR_AT.load(Ordering::Relaxed);
+                let idle_for = u64::try_from(meta.idle_for.as_micros()).unwrap_or(u64::MAX);
+                let idle_since = micros_since_start().saturating_sub(idle_for);
+                if error_at == 0 || idle_since > error_at {
+                    return Ok(true);
+                }
+                Ok(conn.ping().await.is_ok())
+            })
+        })
+        .connect_with(options)
+        .await
+}
+
 /// Whether the database answers at all (`GET /ready`).
 pub async fn ping(pool: &PgPool) -> sqlx::Result<()> {
     sqlx::query("select 1").execute(pool).await.map(|_| ())
+}
+
+/// One page of a list whose rows carry the total count of the list
+/// (`count(*) over ()`). Past the last page no row carries it, so the first
+/// page is asked for it: the same query, never a copied `where`.
+pub async fn page_of<T, F, Fut>(window: Window, fetch: F) -> sqlx::Result<(Vec<T>, i64)>
+where
+    F: Fn(Window) -> Fut,
+    Fut: std::future::Future<Output = sqlx::Result<Vec<(T, i64)>>>,
+{
+    let rows = fetch(window).await?;
+    let total = match rows.first() {
+        Some((_, total)) => *total,
+        None if window.offset > 0 => fetch(Window {
+            limit: 1,
+            offset: 0,
+        })
+        .await?
+        .first()
+        .map_or(0, |(_, total)| *total),
+        None => 0,
+    };
+    Ok((rows.into_iter().map(|(item, _)| item).collect(), total))
+}
+
+/// How often a transaction that lost a deadlock or a serialization check is
+/// run again before the caller hears of it.
+pub const TRANSACTION_ATTEMPTS: u32 = 4;
+
+/// Whether PostgreSQL aborted a transaction that may succeed when run again:
+/// a deadlock (`40P01`) or a serialization failure (`40001`).
+pub fn is_retryable(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db)
+        if matches!(db.code().as_deref(), Some("40P01" | "40001")))
+}
+
+/// Something `in_transaction` can tell apart: a database error that may be
+/// worth running again.
+pub trait MaybeRetryable: From<sqlx::Error> {
+    fn database_error(&self) -> Option<&sqlx::Error>;
+}
+
+impl MaybeRetryable for sqlx::Error {
+    fn database_error(&self) -> Option<&sqlx::Error> {
+        Some(self)
+    }
+}
+
+/// A boxed future that may borrow a connection for `'c`.
+pub type BoxFuture<'c, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'c>>;
+
+/// Runs `work` in a transaction (a savepoint when `conn` is already in one),
+/// commits on success and rolls back on error; a deadlock or serialization
+/// failure runs it again, up to [`TRANSACTION_ATTEMPTS`] times in all.
+pub async fn in_transaction<T, E, F>(conn: &mut PgConnection, mut work: F) -> Result<T, E>
+where
+    E: MaybeRetryable,
+    F: for<'c> FnMut(&'c mut PgConnection) -> BoxFuture<'c, Result<T, E>>,
+{
+    let mut attempt = 1;
+    loop {
+        let mut tx = conn.begin().await?;
+        match work(&mut tx).await {
+            Ok(value) => {
+                tx.commit().await?;
+                return Ok(value);
+            }
+            Err(error) => {
+                tx.rollback().await?;
+                let retry = attempt < TRANSACTION_ATTEMPTS
+                    && error.database_error().is_some_and(is_retryable);
+                if !retry {
+                    return Err(error);
+                }
+                tracing::info!(
+                    attempt,
+                    "transaction aborted by a deadlock or serialization failure; running it again"
+                );
+                // A little jitter, so that the same two do not collide again.
+                let pause = 5 * u64::from(attempt) + u64::from(rand_jitter());
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+fn rand_jitter() -> u8 {
+    uuid::Uuid::new_v4().as_bytes()[0] % 10
 }

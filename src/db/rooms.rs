@@ -1,30 +1,34 @@
 //! Rooms: a named room of a hotel, of one of that hotel's room types.
 
-use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-#[derive(Debug, Serialize)]
-pub struct Room {
-    pub id: Uuid,
-    pub hotel_id: Uuid,
-    pub room_type_id: Uuid,
-    pub name: String,
-}
+use crate::domain::{Room, Window};
 
-pub async fn list_rooms(pool: &PgPool, limit: i64, offset: i64) -> sqlx::Result<(Vec<Room>, i64)> {
-    let rooms = sqlx::query_as!(
-        Room,
-        "select id, hotel_id, room_type_id, name from rooms order by hotel_id, name limit $1 offset $2",
-        limit,
-        offset
-    )
-    .fetch_all(pool)
-    .await?;
-    let total = sqlx::query_scalar!(r#"select count(*) as "count!" from rooms"#)
-        .fetch_one(pool)
+pub async fn list_rooms(pool: &PgPool, window: Window) -> sqlx::Result<(Vec<Room>, i64)> {
+    super::page_of(window, move |window| async move {
+        let rows = sqlx::query!(
+            r#"select id, hotel_id, room_type_id, name, count(*) over () as "total!"
+               from rooms order by hotel_id, name limit $1 offset $2"#,
+            window.limit,
+            window.offset
+        )
+        .fetch_all(pool)
         .await?;
-    Ok((rooms, total))
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let room = Room {
+                    id: row.id,
+                    hotel_id: row.hotel_id,
+                    room_type_id: row.room_type_id,
+                    name: row.name,
+                };
+                (room, row.total)
+            })
+            .collect())
+    })
+    .await
 }
 
 pub async fn find_room(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Room>> {
@@ -118,7 +122,7 @@ pub async fn update_room(
 }
 
 /// Deletes a room; `false` when there is none. A room that bookings refer to
-/// is kept: the foreign key refuses with `23503`.
+/// is kept: the foreign key `bookings_room_id_fkey` refuses.
 pub async fn delete_room(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
     let deleted = sqlx::query!("delete from rooms where id = $1", id)
         .execute(pool)

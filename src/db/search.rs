@@ -5,196 +5,147 @@
 //! room, so a search never scans all bookings; see the README for the plan.
 
 use chrono::NaiveDate;
-use chrono::NaiveTime;
-use rust_decimal::Decimal;
-use serde::Serialize;
 use sqlx::PgPool;
 use sqlx::postgres::types::PgRange;
 use uuid::Uuid;
 
-use crate::domain::{Stay, hh_mm};
-
-/// A hotel of a search result with its cheapest total for the stay.
-#[derive(Debug, Serialize)]
-pub struct HotelOffer {
-    pub id: Uuid,
-    pub name: String,
-    pub city: String,
-    pub timezone: String,
-    #[serde(with = "hh_mm")]
-    pub check_in_time: NaiveTime,
-    #[serde(with = "hh_mm")]
-    pub check_out_time: NaiveTime,
-    #[serde(serialize_with = "crate::domain::money::serialize")]
-    pub cheapest_total: Decimal,
-    pub currency: String,
-}
+use crate::domain::inventory::{RateOffer, RoomTypeAvailability};
+use crate::domain::pricing::NightRate;
+use crate::domain::{Hotel, HotelOffer, Pricing, Stay, Window};
 
 pub async fn search_hotels(
     pool: &PgPool,
     city: Option<&str>,
     stay: Stay,
     guests: i32,
-    limit: i64,
-    offset: i64,
+    window: Window,
 ) -> sqlx::Result<(Vec<HotelOffer>, i64)> {
-    let rows = sqlx::query_file!(
-        "src/db/search_hotels.sql",
-        city,
-        stay.range() as PgRange<NaiveDate>,
-        guests,
-        limit,
-        offset
-    )
-    .fetch_all(pool)
-    .await?;
-    let total = match rows.first() {
-        Some(row) => row.total_count,
-        // Past the last page the window count is unknown; count the offers.
-        None if offset > 0 => search_hotels_count(pool, city, stay, guests).await?,
-        None => 0,
-    };
-    let offers = rows
-        .into_iter()
-        .map(|row| HotelOffer {
-            id: row.id,
-            name: row.name,
-            city: row.city,
-            timezone: row.timezone,
-            check_in_time: row.check_in_time,
-            check_out_time: row.check_out_time,
-            cheapest_total: row.cheapest_total,
-            currency: row.currency,
-        })
-        .collect();
-    Ok((offers, total))
+    super::page_of(window, move |window| async move {
+        let rows = sqlx::query_file!(
+            "src/db/search_hotels.sql",
+            city,
+            stay.range() as PgRange<NaiveDate>,
+            guests,
+            window.limit,
+            window.offset
+        )
+        .fetch_all(pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let offer = HotelOffer {
+                    hotel: Hotel {
+                        id: row.id,
+                        name: row.name,
+                        city: row.city,
+                        timezone: row.timezone,
+                        check_in_time: row.check_in_time,
+                        check_out_time: row.check_out_time,
+                    },
+                    cheapest_total: row.cheapest_total,
+                    currency: row.currency,
+                };
+                (offer, row.total_count)
+            })
+            .collect())
+    })
+    .await
 }
 
-async fn search_hotels_count(
-    pool: &PgPool,
-    city: Option<&str>,
-    stay: Stay,
-    guests: i32,
-) -> sqlx::Result<i64> {
-    Ok(Box::pin(search_hotels(pool, city, stay, guests, 1, 0))
-        .await?
-        .1)
-}
-
-#[derive(Debug, Serialize)]
-pub struct RoomTypeAvailability {
-    pub room_type_id: Uuid,
-    pub name: String,
-    pub capacity: i32,
-    pub rooms_free: i64,
-    pub rates: Vec<RateOffer>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct RateOffer {
-    pub rate_plan_id: Uuid,
-    pub name: String,
-    #[serde(serialize_with = "crate::domain::money::serialize")]
-    pub total: Decimal,
-    pub currency: String,
-    pub nightly: Vec<NightlyPrice>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct NightlyPrice {
-    pub date: NaiveDate,
-    #[serde(serialize_with = "crate::domain::money::serialize")]
-    pub price: Decimal,
-}
-
-/// Per room type of the hotel that holds `guests`: how many rooms are free for
-/// the whole stay, and the rate plans priced for every night.
+/// Per room type of the hotel that holds `guests` (a page of them): how many
+/// rooms are free for the whole stay, and the rate plans priced for every night.
 pub async fn hotel_availability(
     pool: &PgPool,
     hotel_id: Uuid,
     stay: Stay,
     guests: i32,
-) -> sqlx::Result<Vec<RoomTypeAvailability>> {
-    let types = sqlx::query!(
-        r#"select rt.id, rt.name, rt.capacity,
-                  (select count(*) from rooms r
-                   where r.room_type_id = rt.id
-                     and not exists (select 1 from bookings b
-                                     where b.room_id = r.id and b.stay && $2::daterange
-                                       and b.status not in ('cancelled', 'no_show'))) as "rooms_free!"
-           from room_types rt
-           where rt.hotel_id = $1 and rt.capacity >= $3
-           order by rt.name, rt.id"#,
-        hotel_id,
-        stay.range() as PgRange<NaiveDate>,
-        guests
-    )
-    .fetch_all(pool)
+    window: Window,
+) -> sqlx::Result<(Vec<RoomTypeAvailability>, i64)> {
+    let (types, total) = super::page_of(window, move |window| async move {
+        let rows = sqlx::query!(
+            r#"select rt.id, rt.name, rt.capacity,
+                      (select count(*) from rooms r
+                       where r.room_type_id = rt.id
+                         and not exists (select 1 from live_bookings b
+                                         where b.room_id = r.id and b.stay && $2::daterange)) as "rooms_free!",
+                      count(*) over () as "total!"
+               from room_types rt
+               where rt.hotel_id = $1 and rt.capacity >= $3
+               order by rt.name, rt.id limit $4 offset $5"#,
+            hotel_id,
+            stay.range() as PgRange<NaiveDate>,
+            guests,
+            window.limit,
+            window.offset
+        )
+        .fetch_all(pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let free = RoomTypeAvailability {
+                    room_type_id: row.id,
+                    name: row.name,
+                    capacity: row.capacity,
+                    rooms_free: row.rooms_free,
+                    rates: Vec::new(),
+                };
+                (free, row.total)
+            })
+            .collect())
+    })
     .await?;
+    let type_ids: Vec<Uuid> = types.iter().map(|room_type| room_type.room_type_id).collect();
     let rates = sqlx::query!(
         r#"select d.room_type_id, d.rate_plan_id, rp.name, d.date, d.price, d.currency as "currency!"
            from daily_rates d
            join rate_plans rp on rp.id = d.rate_plan_id
-           join room_types rt on rt.id = d.room_type_id
-           where rt.hotel_id = $1 and d.date >= $2 and d.date < $3
+           where d.room_type_id = any($1) and d.date >= $2 and d.date < $3
            order by d.room_type_id, rp.name, d.rate_plan_id, d.date"#,
-        hotel_id,
+        &type_ids,
         stay.check_in(),
         stay.check_out()
     )
     .fetch_all(pool)
     .await?;
 
-    let nights = usize::try_from(stay.nights()).unwrap_or(usize::MAX);
-    let mut availability = Vec::with_capacity(types.len());
-    for room_type in types {
-        let mut offers: Vec<RateOffer> = Vec::new();
+    let mut availability = types;
+    for room_type in &mut availability {
+        let mut plans: Vec<(Uuid, String, Vec<NightRate>)> = Vec::new();
         for rate in rates
             .iter()
-            .filter(|rate| rate.room_type_id == room_type.id)
+            .filter(|rate| rate.room_type_id == room_type.room_type_id)
         {
-            match offers.last_mut() {
-                Some(offer) if offer.rate_plan_id == rate.rate_plan_id => {
-                    offer.nightly.push(NightlyPrice {
-                        date: rate.date,
-                        price: rate.price,
-                    })
-                }
-                _ => offers.push(RateOffer {
-                    rate_plan_id: rate.rate_plan_id,
-                    name: rate.name.clone(),
-                    total: Decimal::ZERO,
-                    currency: rate.currency.clone(),
-                    nightly: vec![NightlyPrice {
-                        date: rate.date,
-                        price: rate.price,
-                    }],
-                }),
+            let night = NightRate {
+                date: rate.date,
+                price: rate.price,
+                currency: rate.currency.clone(),
+            };
+            match plans.last_mut() {
+                Some((plan, _, nights)) if *plan == rate.rate_plan_id => nights.push(night),
+                _ => plans.push((rate.rate_plan_id, rate.name.clone(), vec![night])),
             }
         }
         // Only plans priced for every night of the stay, in one currency, can be booked.
-        offers.retain(|offer| offer.nightly.len() == nights);
-        let currencies: Vec<(Uuid, String)> = rates
-            .iter()
-            .filter(|rate| rate.room_type_id == room_type.id)
-            .map(|rate| (rate.rate_plan_id, rate.currency.clone()))
+        room_type.rates = plans
+            .into_iter()
+            .filter_map(|(rate_plan_id, name, nights)| {
+                let pricing = Pricing::of_stay(stay, &nights).ok()?;
+                Some(RateOffer {
+                    rate_plan_id,
+                    name,
+                    total: pricing.total(),
+                    currency: pricing.currency().to_owned(),
+                    nightly: pricing
+                        .nights()
+                        .iter()
+                        .copied()
+                        .zip(pricing.prices().iter().copied())
+                        .collect(),
+                })
+            })
             .collect();
-        offers.retain(|offer| {
-            currencies
-                .iter()
-                .filter(|(plan, _)| *plan == offer.rate_plan_id)
-                .all(|(_, currency)| *currency == offer.currency)
-        });
-        for offer in &mut offers {
-            offer.total = offer.nightly.iter().map(|night| night.price).sum();
-        }
-        availability.push(RoomTypeAvailability {
-            room_type_id: room_type.id,
-            name: room_type.name,
-            capacity: room_type.capacity,
-            rooms_free: room_type.rooms_free,
-            rates: offers,
-        });
     }
-    Ok(availability)
+    Ok((availability, total))
 }

@@ -11,9 +11,8 @@ with open_types as materialized (
     where rt.capacity >= $3 and ($1::text is null or h.city = $1)
       and exists (select 1 from rooms r
                   where r.room_type_id = rt.id
-                    and not exists (select 1 from bookings b
-                                    where b.room_id = r.id and b.stay && $2::daterange
-                                      and b.status not in ('cancelled', 'no_show')))
+                    and not exists (select 1 from live_bookings b
+                                    where b.room_id = r.id and b.stay && $2::daterange))
 ),
 offers as (
     -- Per open room type and rate plan: the stay's total, if every night is priced.

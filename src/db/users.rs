@@ -1,19 +1,13 @@
 //! Users: who books. Password hashes are written here and never read back
 //! into a response.
 
-use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::Role;
+use crate::domain::{Role, User, Window};
 
-#[derive(Debug, Serialize)]
-pub struct User {
-    pub id: Uuid,
-    pub name: String,
-    pub email: Option<String>,
-    pub role: Role,
-}
+/// The unique name of a user.
+pub const NAME_TAKEN: &str = "users_name_key";
 
 pub struct NewUser {
     pub name: String,
@@ -31,19 +25,30 @@ pub struct UserChange {
     pub password_hash: Option<String>,
 }
 
-pub async fn list_users(pool: &PgPool, limit: i64, offset: i64) -> sqlx::Result<(Vec<User>, i64)> {
-    let users = sqlx::query_as!(
-        User,
-        r#"select id, name, email, role as "role: Role" from users order by name limit $1 offset $2"#,
-        limit,
-        offset
-    )
-    .fetch_all(pool)
-    .await?;
-    let total = sqlx::query_scalar!(r#"select count(*) as "count!" from users"#)
-        .fetch_one(pool)
+pub async fn list_users(pool: &PgPool, window: Window) -> sqlx::Result<(Vec<User>, i64)> {
+    super::page_of(window, move |window| async move {
+        let rows = sqlx::query!(
+            r#"select id, name, email, role as "role: Role", count(*) over () as "total!"
+               from users order by name limit $1 offset $2"#,
+            window.limit,
+            window.offset
+        )
+        .fetch_all(pool)
         .await?;
-    Ok((users, total))
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let user = User {
+                    id: row.id,
+                    name: row.name,
+                    email: row.email,
+                    role: row.role,
+                };
+                (user, row.total)
+            })
+            .collect())
+    })
+    .await
 }
 
 pub async fn find_user(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<User>> {
@@ -70,6 +75,8 @@ pub async fn create_user(pool: &PgPool, user: NewUser) -> sqlx::Result<User> {
     .await
 }
 
+/// Changes a user. A new password or a new role bumps the user's token
+/// version, which ends every token issued before.
 pub async fn update_user(
     pool: &PgPool,
     id: Uuid,
@@ -85,7 +92,9 @@ pub async fn update_user(
            set name = coalesce($2, name),
                email = case when $3 then $4 else email end,
                role = coalesce($5, role),
-               password_hash = coalesce($6, password_hash)
+               password_hash = coalesce($6, password_hash),
+               token_version = token_version
+                   + case when $6::text is not null or $5 is distinct from role and $5 is not null then 1 else 0 end
            where id = $1
            returning id, name, email, role as "role: Role""#,
         id,
@@ -108,36 +117,65 @@ pub async fn delete_user(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
     Ok(deleted.rows_affected() == 1)
 }
 
-/// A user's current role; `None` when the user no longer exists.
-pub async fn find_role(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Role>> {
+/// The role of a token's user, if the user still exists and the token is of
+/// its current credentials (`token_version`).
+pub async fn find_caller_role(
+    pool: &PgPool,
+    id: Uuid,
+    token_version: i32,
+) -> sqlx::Result<Option<Role>> {
     sqlx::query_scalar!(
-        r#"select role as "role: Role" from users where id = $1"#,
-        id
+        r#"select role as "role: Role" from users where id = $1 and token_version = $2"#,
+        id,
+        token_version
     )
     .fetch_optional(pool)
     .await
 }
 
-/// Id, role and password hash of a user, for signing in.
-pub async fn find_credentials(
-    pool: &PgPool,
-    name: &str,
-) -> sqlx::Result<Option<(Uuid, Role, Option<String>)>> {
-    let row = sqlx::query!(
-        r#"select id, role as "role: Role", password_hash from users where name = $1"#,
+/// What signing in needs of a user.
+pub struct Credentials {
+    pub id: Uuid,
+    pub role: Role,
+    pub token_version: i32,
+    pub password_hash: Option<String>,
+}
+
+/// Id, role, token version and password hash of a user, by name.
+pub async fn find_credentials(pool: &PgPool, name: &str) -> sqlx::Result<Option<Credentials>> {
+    sqlx::query_as!(
+        Credentials,
+        r#"select id, role as "role: Role", token_version, password_hash from users where name = $1"#,
         name
     )
     .fetch_optional(pool)
-    .await?;
-    Ok(row.map(|row| (row.id, row.role, row.password_hash)))
+    .await
 }
 
-/// Finds a user by name, or creates it as an admin (for `room-booking token --create-admin`).
+/// The stored password hash of a user, by id (`None`: no user; `Some(None)`: no password).
+pub async fn find_password_hash(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Option<String>>> {
+    sqlx::query_scalar!("select password_hash from users where id = $1", id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// What `room-booking token NAME` may sign for.
+pub enum AdminToken {
+    /// The user, with its role and token version.
+    User { id: Uuid, role: Role, token_version: i32 },
+    Unknown,
+    /// The user exists but is no admin, and promoting it was not asked for.
+    NotAdmin,
+}
+
+/// Finds an admin by name; with `create`, creates it when missing; with
+/// `promote`, makes an existing user an admin (ending its earlier tokens).
 pub async fn find_or_create_admin(
     pool: &PgPool,
     name: &str,
     create: bool,
-) -> sqlx::Result<Option<(Uuid, Role)>> {
+    promote: bool,
+) -> sqlx::Result<AdminToken> {
     if create {
         sqlx::query!(
             "insert into users (name, role) values ($1, 'admin') on conflict (name) do nothing",
@@ -146,11 +184,28 @@ pub async fn find_or_create_admin(
         .execute(pool)
         .await?;
     }
+    if promote {
+        sqlx::query!(
+            "update users set role = 'admin', token_version = token_version + 1
+             where name = $1 and role <> 'admin'",
+            name
+        )
+        .execute(pool)
+        .await?;
+    }
     let row = sqlx::query!(
-        r#"select id, role as "role: Role" from users where name = $1"#,
+        r#"select id, role as "role: Role", token_version from users where name = $1"#,
         name
     )
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|row| (row.id, row.role)))
+    Ok(match row {
+        None => AdminToken::Unknown,
+        Some(row) if (create || promote) && row.role != Role::Admin => AdminToken::NotAdmin,
+        Some(row) => AdminToken::User {
+            id: row.id,
+            role: row.role,
+            token_version: row.token_version,
+        },
+    })
 }

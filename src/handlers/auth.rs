@@ -3,62 +3,91 @@
 use axum::extract::State;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::created;
-use super::users::name_taken;
-use crate::AppState;
-use crate::auth::{Password, TOKEN_TTL_SECONDS, hash_password, verify_password};
+use super::users::{UserBody, name_taken};
+use super::{created, parse_name};
+use crate::auth::{Password, TOKEN_TTL_SECONDS};
 use crate::db::users::{self, NewUser};
-use crate::domain::{Name, Role};
-use crate::error::{Error, Result};
+use crate::domain::Role;
+use crate::error::{Error, Result, ResultExt};
 use crate::extract::Json;
+use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
+    #[schema(example = "alice")]
     pub name: String,
+    /// 8 to 256 characters.
+    #[schema(value_type = String, format = Password, example = "correct horse")]
     pub password: Password,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AccessToken {
     pub access_token: String,
+    #[schema(example = "Bearer")]
     pub token_type: &'static str,
+    /// Seconds.
     pub expires_in: i64,
 }
 
-/// `POST /auth/register`: a new guest with a password.
+/// Register a guest with a password.
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    tag = "auth",
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "The new guest", body = UserBody, headers(("location" = String))),
+        (status = 409, description = "The name is taken"),
+        (status = 422, description = "A bad name or password"),
+        (status = 429, description = "Too many sign-ins from this address (`Retry-After`)"),
+        (status = 503, description = "Password hashing is busy (`Retry-After`)"),
+    )
+)]
 pub async fn register(
     State(state): State<AppState>,
     Json(credentials): Json<Credentials>,
 ) -> Result<Response> {
     let new_user = NewUser {
-        name: Name::parse("name", &credentials.name)?,
+        name: parse_name("name", &credentials.name)?,
         email: None,
         role: Role::Guest,
-        password_hash: Some(hash_password(credentials.password).await?),
+        password_hash: Some(state.hashing.hash(credentials.password).await?),
     };
     let user = users::create_user(&state.pool, new_user)
         .await
-        .map_err(name_taken)?;
-    Ok(created(format!("/users/{}", user.id), user))
+        .on_constraint(users::NAME_TAKEN, name_taken)?;
+    Ok(created(format!("/users/{}", user.id), UserBody::from(user)))
 }
 
-/// `POST /auth/token`: a token for a name and password. A wrong name and a
-/// wrong password get the same answer.
+/// An access token for a name and password.
+///
+/// A wrong name and a wrong password get the same answer, in the same time.
+#[utoipa::path(
+    post,
+    path = "/auth/token",
+    tag = "auth",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "A Bearer token", body = AccessToken),
+        (status = 401, description = "Wrong name or password"),
+        (status = 429, description = "Too many sign-ins from this address (`Retry-After`)"),
+        (status = 503, description = "Password hashing is busy (`Retry-After`)"),
+    )
+)]
 pub async fn token(
     State(state): State<AppState>,
     Json(credentials): Json<Credentials>,
 ) -> Result<Json<AccessToken>> {
     let found = users::find_credentials(&state.pool, credentials.name.trim()).await?;
-    let (stored, user) = match found {
-        Some((id, role, hash)) => (hash, Some((id, role))),
-        None => (None, None),
-    };
-    let matches = verify_password(credentials.password, stored).await?;
-    let (id, role) = user.filter(|_| matches).ok_or(Error::Unauthorized)?;
+    let stored = found.as_ref().and_then(|user| user.password_hash.clone());
+    let matches = state.hashing.verify(credentials.password, stored).await?;
+    let user = found.filter(|_| matches).ok_or(Error::Unauthorized)?;
     Ok(Json(AccessToken {
-        access_token: state.keys.mint(id, role)?,
+        access_token: state.keys.mint(user.id, user.role, user.token_version)?,
         token_type: "Bearer",
         expires_in: TOKEN_TTL_SECONDS,
     }))

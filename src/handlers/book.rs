@@ -4,54 +4,105 @@ use axum::extract::State;
 use axum::response::Response;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::created;
-use crate::AppState;
+use super::{created, idempotency};
 use crate::auth::TokenClaims;
-use crate::db::book::{NightBooking, book_night};
+use crate::db::book::{Caller, NightBooking, book_night};
 use crate::domain::{BookingStatus, parse_seed_date};
-use crate::error::{Error, Result};
-use crate::extract::Json;
+use crate::error::{Error, ErrorCode, Result};
+use crate::extract::{IdempotencyKey, Json};
+use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"room_name": "ROOM7", "user_name": "user3", "date": "24.11.27"}))]
 pub struct BookNight {
+    /// A room of the default hotel.
+    #[schema(example = "ROOM7")]
     pub room_name: String,
+    /// Who stays; a guest may name only itself.
+    #[schema(example = "user3")]
     pub user_name: String,
     /// `dd.mm.yy`, `dd/mm/yy` or `YYYY-MM-DD`.
+    #[schema(example = "24.11.27")]
     pub date: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BookedNight {
     pub id: Uuid,
     pub room_name: String,
     pub user_name: String,
+    /// The night, as `YYYY-MM-DD`.
     pub date: NaiveDate,
     pub status: BookingStatus,
 }
 
+/// Book one night of a room of the default hotel.
+///
+/// The seed-compatible call: one statement, one round trip. The exclusion
+/// constraint decides a race for the same night: one `201`, the others `409`.
+#[utoipa::path(
+    post,
+    path = "/book",
+    tag = "book",
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body replay the first answer")),
+    request_body(content = BookNight, example = json!({"room_name": "ROOM7", "user_name": "user3", "date": "24.11.27"})),
+    responses(
+        (status = 201, description = "Booked", body = BookedNight, headers(("location" = String, description = "/bookings/{id}"))),
+        (status = 403, description = "A guest booking for someone else"),
+        (status = 404, description = "No such room or user"),
+        (status = 409, description = "The night is taken (`room_already_booked`), or the key is in use"),
+        (status = 422, description = "A bad date, a past night, beyond the horizon, a guest's limit, or a key reused with another body"),
+    )
+)]
 pub async fn book(
     State(state): State<AppState>,
-    TokenClaims(caller): TokenClaims,
+    TokenClaims(claims): TokenClaims,
+    key: IdempotencyKey,
     Json(request): Json<BookNight>,
 ) -> Result<Response> {
-    let night = parse_seed_date(&request.date)?;
-    match book_night(
-        &state.pool,
-        &request.room_name,
-        &request.user_name,
-        night,
-        caller.sub,
-    )
-    .await?
-    {
+    let night = parse_seed_date(&request.date).ok_or_else(|| {
+        Error::invalid(
+            ErrorCode::InvalidDate,
+            format!(
+                "`{}` is not a date in the form dd.mm.yy, dd/mm/yy or YYYY-MM-DD",
+                request.date
+            ),
+        )
+    })?;
+    let caller = Caller {
+        id: claims.sub,
+        token_version: claims.ver,
+    };
+    let limits = state.limits.booking;
+    idempotency::run(&state, caller.id, key, move |conn| {
+        Box::pin(async move {
+            let booked = book_night(
+                conn,
+                &request.room_name,
+                &request.user_name,
+                night,
+                caller,
+                &limits,
+            )
+            .await?;
+            answer(booked, &request, night)
+        })
+    })
+    .await
+}
+
+fn answer(booked: NightBooking, request: &BookNight, night: NaiveDate) -> Result<Response> {
+    match booked {
         NightBooking::Booked { id, status } => Ok(created(
             format!("/bookings/{id}"),
             BookedNight {
                 id,
-                room_name: request.room_name,
-                user_name: request.user_name,
+                room_name: request.room_name.clone(),
+                user_name: request.user_name.clone(),
                 date: night,
                 status,
             },
@@ -65,13 +116,21 @@ pub async fn book(
             request.user_name
         ))),
         NightBooking::Past { today } => Err(Error::invalid(
-            "date_in_past",
+            ErrorCode::DateInPast,
             format!("{night} is before today ({today}) in the hotel's time zone"),
+        )),
+        NightBooking::BeyondHorizon { today } => Err(Error::invalid(
+            ErrorCode::BeyondHorizon,
+            format!("{night} is too far ahead of today ({today}): beyond the booking horizon"),
+        )),
+        NightBooking::GuestLimit => Err(Error::invalid(
+            ErrorCode::GuestLimit,
+            "you hold as many live bookings as a guest may",
         )),
         NightBooking::UnknownCaller => Err(Error::Unauthorized),
         NightBooking::NotYours => Err(Error::Forbidden),
         NightBooking::Taken => Err(Error::conflict(
-            "room_already_booked",
+            ErrorCode::RoomAlreadyBooked,
             format!("room `{}` is already booked on {night}", request.room_name),
         )),
     }

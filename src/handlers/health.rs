@@ -1,21 +1,69 @@
-//! Liveness and readiness.
+//! Operations: liveness, readiness, metrics and the API description.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 
-use crate::AppState;
 use crate::error::{Error, Result};
+use crate::state::AppState;
 
-/// `GET /health`: the process is up.
+/// The process is up.
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "The process is up")))]
 pub async fn health() -> StatusCode {
     StatusCode::OK
 }
 
-/// `GET /ready`: the database answers (`503` with `Retry-After` when not).
+/// The database answers.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The database answers"),
+        (status = 503, description = "The database does not answer (`Retry-After`)"),
+    )
+)]
 pub async fn ready(State(state): State<AppState>) -> Result<StatusCode> {
     crate::db::ping(&state.pool).await.map_err(|error| {
         tracing::warn!(%error, "database not ready");
         Error::Unavailable
     })?;
     Ok(StatusCode::OK)
+}
+
+/// Prometheus metrics.
+///
+/// Requests by route, method and status with a latency histogram; the pool;
+/// bookings created; conflicts; idempotent replays; database restarts.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
+)]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let text = state.metrics.render(&state.pool);
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// This API's OpenAPI 3.1 description.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = Object))
+)]
+pub async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        crate::openapi::document_json(),
+    )
+        .into_response()
 }

@@ -3,62 +3,131 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::created;
-use super::in_use;
-use crate::AppState;
-use crate::auth::{AuthUser, Password, hash_password};
-use crate::db::users::{self, NewUser, User, UserChange};
-use crate::domain::{Name, Page, Pagination, Role};
-use crate::error::{Error, Result};
+use super::{Page, Pagination, created, in_use, parse_name};
+use crate::auth::{AuthUser, Password};
+use crate::db::users::{self, NewUser, UserChange};
+use crate::domain::{Role, User};
+use crate::error::{Error, ErrorCode, Result, ResultExt};
 use crate::extract::{Json, Path, Query};
+use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewUserRequest {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserBody {
+    pub id: Uuid,
     pub name: String,
     pub email: Option<String>,
-    #[serde(default)]
     pub role: Role,
+}
+
+impl From<User> for UserBody {
+    fn from(user: User) -> Self {
+        UserBody {
+            id: user.id,
+            name: user.name,
+            email: user.email,
+            role: user.role,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserRequest {
+    #[schema(example = "user3")]
+    pub name: String,
+    pub email: Option<String>,
+    /// Default `guest`.
+    pub role: Option<Role>,
+    /// 8 to 256 characters.
+    #[schema(value_type = Option<String>, format = Password)]
     pub password: Option<Password>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserChangeRequest {
     pub name: Option<String>,
     /// Absent: unchanged; `null`: cleared.
     #[serde(default, with = "serde_with::rust::double_option")]
+    #[schema(value_type = Option<String>)]
     pub email: Option<Option<String>>,
+    /// Admins only.
     pub role: Option<Role>,
+    /// A new password (8 to 256 characters); ends the user's earlier tokens.
+    #[schema(value_type = Option<String>, format = Password)]
     pub password: Option<Password>,
+    /// The current password, needed to change one's own.
+    #[schema(value_type = Option<String>, format = Password)]
+    pub current_password: Option<Password>,
 }
 
+/// List users (staff).
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "users",
+    security(("bearer" = [])),
+    params(Pagination),
+    responses(
+        (status = 200, description = "A page of users", body = Page<UserBody>),
+        (status = 403, description = "Not staff"),
+        (status = 422, description = "Bad paging"),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: AuthUser,
     Query(pagination): Query<Pagination>,
-) -> Result<Json<Page<User>>> {
+) -> Result<Json<Page<UserBody>>> {
     caller.require(Role::Staff)?;
-    let (limit, offset) = pagination.limit_offset()?;
-    let (items, total) = users::list_users(&state.pool, limit, offset).await?;
-    Ok(Json(Page::new(pagination, items, total)))
+    let window = pagination.window()?;
+    let listed = users::list_users(&state.pool, window).await?;
+    Ok(Json(Page::new(pagination, listed)))
 }
 
+/// One user (a guest sees only itself).
+#[utoipa::path(
+    get,
+    path = "/users/{id}",
+    tag = "users",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The user", body = UserBody),
+        (status = 404, description = "No such user, or another user for a guest"),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Json<User>> {
+) -> Result<Json<UserBody>> {
     may_see(caller, id)?;
     let user = users::find_user(&state.pool, id)
         .await?
         .ok_or_else(|| user_not_found(id))?;
-    Ok(Json(user))
+    Ok(Json(user.into()))
 }
 
+/// Create a user (admin).
+#[utoipa::path(
+    post,
+    path = "/users",
+    tag = "users",
+    security(("bearer" = [])),
+    request_body = NewUserRequest,
+    responses(
+        (status = 201, description = "Created", body = UserBody, headers(("location" = String))),
+        (status = 403, description = "Not an admin"),
+        (status = 409, description = "The name is taken"),
+        (status = 422, description = "A bad name, email or password"),
+        (status = 503, description = "Password hashing is busy (`Retry-After`)"),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -66,54 +135,104 @@ pub async fn create(
 ) -> Result<Response> {
     caller.require(Role::Admin)?;
     let new_user = NewUser {
-        name: Name::parse("name", &user.name)?,
+        name: parse_name("name", &user.name)?,
         email: user.email.as_deref().map(parse_email).transpose()?,
-        role: user.role,
+        role: user.role.unwrap_or_default(),
         password_hash: match user.password {
-            Some(password) => Some(hash_password(password).await?),
+            Some(password) => Some(state.hashing.hash(password).await?),
             None => None,
         },
     };
     let user = users::create_user(&state.pool, new_user)
         .await
-        .map_err(name_taken)?;
-    Ok(created(format!("/users/{}", user.id), user))
+        .on_constraint(users::NAME_TAKEN, name_taken)?;
+    Ok(created(format!("/users/{}", user.id), UserBody::from(user)))
 }
 
+/// Change a user: one's own name, email and password (with the current
+/// one), or as an admin anything of anyone.
+#[utoipa::path(
+    patch,
+    path = "/users/{id}",
+    tag = "users",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    request_body = UserChangeRequest,
+    responses(
+        (status = 200, description = "The changed user", body = UserBody),
+        (status = 403, description = "Changing another user or a role without being an admin; a wrong current password"),
+        (status = 404, description = "No such user, or another user for a guest"),
+        (status = 409, description = "The name is taken"),
+        (status = 422, description = "A bad name, email or password; no current password"),
+        (status = 503, description = "Password hashing is busy (`Retry-After`)"),
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     caller: AuthUser,
     Path(id): Path<Uuid>,
     Json(change): Json<UserChangeRequest>,
-) -> Result<Json<User>> {
+) -> Result<Json<UserBody>> {
     may_see(caller, id)?;
     // Only an admin changes other users, or roles: nobody raises its own.
     if caller.id != id || change.role.is_some() {
         caller.require(Role::Admin)?;
     }
+    let name = change
+        .name
+        .as_deref()
+        .map(|name| parse_name("name", name))
+        .transpose()?;
+    let email = change
+        .email
+        .map(|email| email.as_deref().map(parse_email).transpose())
+        .transpose()?;
+    let password_hash = match change.password {
+        Some(password) => {
+            // One's own password needs the current one; an admin resetting
+            // another user's does not.
+            if caller.id == id {
+                let current = change.current_password.ok_or_else(|| {
+                    Error::validation("`current_password` is needed to change your password")
+                })?;
+                let stored = users::find_password_hash(&state.pool, id)
+                    .await?
+                    .ok_or_else(|| user_not_found(id))?;
+                if !state.hashing.verify(current, stored).await? {
+                    return Err(Error::Forbidden);
+                }
+            }
+            Some(state.hashing.hash(password).await?)
+        }
+        None => None,
+    };
     let change = UserChange {
-        name: change
-            .name
-            .as_deref()
-            .map(|name| Name::parse("name", name))
-            .transpose()?,
-        email: change
-            .email
-            .map(|email| email.as_deref().map(parse_email).transpose())
-            .transpose()?,
+        name,
+        email,
         role: change.role,
-        password_hash: match change.password {
-            Some(password) => Some(hash_password(password).await?),
-            None => None,
-        },
+        password_hash,
     };
     let user = users::update_user(&state.pool, id, change)
         .await
-        .map_err(name_taken)?
+        .on_constraint(users::NAME_TAKEN, name_taken)?
         .ok_or_else(|| user_not_found(id))?;
-    Ok(Json(user))
+    Ok(Json(user.into()))
 }
 
+/// Delete a user (admin); refused while bookings refer to it.
+#[utoipa::path(
+    delete,
+    path = "/users/{id}",
+    tag = "users",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Not an admin"),
+        (status = 404, description = "No such user"),
+        (status = 409, description = "Bookings refer to it (`in_use`)"),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -122,7 +241,7 @@ pub async fn delete(
     caller.require(Role::Admin)?;
     if users::delete_user(&state.pool, id)
         .await
-        .map_err(in_use("user"))?
+        .on_constraint("bookings_user_id_fkey", in_use("user"))?
     {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -144,14 +263,11 @@ fn user_not_found(id: Uuid) -> Error {
     Error::not_found(format!("no user with id {id}"))
 }
 
-pub(crate) fn name_taken(error: sqlx::Error) -> Error {
-    match Error::from(error) {
-        Error::Conflict {
-            code: "already_exists",
-            ..
-        } => Error::conflict("already_exists", "a user with this name already exists"),
-        other => other,
-    }
+pub(crate) fn name_taken() -> Error {
+    Error::conflict(
+        ErrorCode::AlreadyExists,
+        "a user with this name already exists",
+    )
 }
 
 /// A light sanity check (something@something); delivery is the real test of an address.
@@ -163,6 +279,7 @@ fn parse_email(email: &str) -> Result<String> {
                 && !domain.is_empty()
                 && !domain.contains('@')
                 && !email.contains(char::is_whitespace)
+                && !email.contains(char::is_control)
         });
     if valid {
         Ok(email.to_owned())

@@ -20,7 +20,7 @@ use http_body_util::BodyExt;
 use room_booking::auth::Keys;
 use room_booking::domain::Role;
 use room_booking::managed_db::{ClusterOptions, ManagedPostgres};
-use room_booking::{AppState, app, db};
+use room_booking::{AppState, Limits, app, db};
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
@@ -128,6 +128,16 @@ async fn execute(conn: &mut PgConnection, sql: &str) {
         .unwrap_or_else(|error| panic!("{sql}: {error}"));
 }
 
+/// The limits of the tests: the defaults, but room for the many sign-ins of
+/// one test and a long request timeout for a busy machine.
+pub fn test_limits() -> Limits {
+    Limits {
+        request_timeout: Duration::from_secs(30),
+        auth_burst: 10_000,
+        ..Limits::default()
+    }
+}
+
 /// The secret tests sign tokens with.
 pub const TEST_SECRET: &str = "a test secret of at least thirty-two bytes";
 
@@ -199,18 +209,14 @@ impl TestApp {
             .await
             .expect("connect to the test database");
         let keys = Arc::new(Keys::new(TEST_SECRET.as_bytes()).expect("a long enough secret"));
-        let state = AppState {
-            pool: pool.clone(),
-            keys: keys.clone(),
-            request_timeout: Duration::from_secs(30),
-        };
+        let state = AppState::new(pool.clone(), keys.clone(), test_limits(), 4);
         let admin: uuid::Uuid = sqlx::query_scalar(
             "insert into users (name, role) values ('admin', 'admin') returning id",
         )
         .fetch_one(&pool)
         .await
         .expect("create the admin");
-        let admin_token = keys.mint(admin, Role::Admin).expect("a token");
+        let admin_token = keys.mint(admin, Role::Admin, 0).expect("a token");
         TestApp {
             pool,
             keys,
@@ -233,7 +239,7 @@ impl TestApp {
                 .fetch_one(&self.pool)
                 .await
                 .expect("create a user");
-        (id, self.keys.mint(id, role).expect("a token"))
+        (id, self.keys.mint(id, role, 0).expect("a token"))
     }
 
     pub fn router(&self) -> Router {

@@ -1,0 +1,93 @@
+//! Requests with an `Idempotency-Key` (IETF Idempotency-Key draft): the work
+//! and the record of its answer commit in one transaction, so "done" and
+//! "key recorded" cannot disagree. A repeat replays the first answer, marked
+//! with `Idempotent-Replayed: true`; a repeat with another request answers
+//! `422 idempotency_key_mismatch`; a repeat while the first still runs
+//! answers `409 idempotency_key_in_use`. Keys are the caller's own and kept
+//! 24 hours. Only successful answers are recorded: a refused request changed
+//! nothing, and may be sent again with the same key.
+
+use axum::body::Body;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sqlx::{Connection, PgConnection};
+use uuid::Uuid;
+
+use crate::db::BoxFuture;
+use crate::db::idempotency::{self, KeyState, StoredResponse};
+use crate::error::{Error, ErrorCode, Result};
+use crate::extract::IdempotencyKey;
+use crate::state::AppState;
+
+/// Marks a replayed answer.
+pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+/// Runs `work` on a connection of the pool; with a key, inside a transaction
+/// that also records (or replays) its answer.
+pub async fn run<F>(state: &AppState, caller: Uuid, key: IdempotencyKey, work: F) -> Result<Response>
+where
+    F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<Response>>,
+{
+    let mut conn = state.pool.acquire().await?;
+    let Some((key, fingerprint)) = key.0 else {
+        return work(&mut conn).await;
+    };
+    let mut tx = conn.begin().await?;
+    match idempotency::claim(&mut tx, caller, &key, &fingerprint.0).await? {
+        KeyState::InUse => {
+            return Err(Error::conflict(
+                ErrorCode::IdempotencyKeyInUse,
+                "a request with this Idempotency-Key is still in progress",
+            ));
+        }
+        KeyState::Mismatch => {
+            return Err(Error::invalid(
+                ErrorCode::IdempotencyKeyMismatch,
+                "this Idempotency-Key was used with another request",
+            ));
+        }
+        KeyState::Replay(stored) => return Ok(replay(stored)),
+        KeyState::Fresh => {}
+    }
+    let response = work(&mut tx).await?;
+    if !response.status().is_success() {
+        return Ok(response);
+    }
+    let (parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(|error| Error::Internal(format!("cannot read an answer: {error}")))?;
+    let stored = StoredResponse {
+        status: parts.status.as_u16(),
+        location: parts
+            .headers
+            .get(header::LOCATION)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned),
+        body: body.to_vec(),
+    };
+    idempotency::record(&mut tx, caller, &key, &fingerprint.0, &stored).await?;
+    tx.commit().await?;
+    Ok(Response::from_parts(parts, Body::from(body)))
+}
+
+fn replay(stored: StoredResponse) -> Response {
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, stored.body).into_response();
+    let headers = response.headers_mut();
+    if !stored_is_empty(status) {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    if let Some(location) = stored.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        headers.insert(header::LOCATION, location);
+    }
+    headers.insert(REPLAYED, HeaderValue::from_static("true"));
+    response
+}
+
+fn stored_is_empty(status: StatusCode) -> bool {
+    status == StatusCode::NO_CONTENT
+}

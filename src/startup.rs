@@ -1,0 +1,376 @@
+//! Start-up and shutdown: opens the database (starting the managed
+//! PostgreSQL when `DATABASE_URL` is unset), runs a subcommand, serves HTTP
+//! with connection limits, and stops in order on SIGINT/SIGTERM: requests in
+//! flight finish, then the pool closes, then the managed PostgreSQL stops
+//! (it is owned by a guard that stops it on drop, on every path).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+use crate::auth::{self, Keys};
+use crate::config::{Command, Config, ServeArgs, TokenArgs};
+use crate::db;
+use crate::db::users::AdminToken;
+use crate::managed_db::{ClusterOptions, ManagedDbError, ManagedPostgres, Supervisor};
+use crate::routes::app;
+use crate::state::{AppState, Limits};
+
+/// The database the service uses on its managed PostgreSQL.
+pub const MANAGED_DATABASE: &str = "room_booking";
+
+/// The file in the managed data directory that keeps the JWT secret.
+const SECRET_FILE: &str = "jwt-secret";
+
+/// Why the service could not start or ended with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    ManagedDb(#[from] crate::managed_db::ManagedDbError),
+    #[error("DATABASE_URL is not a valid PostgreSQL URL: {0}")]
+    DatabaseUrl(#[source] sqlx::Error),
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("cannot apply the migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Secret(String),
+    #[error("no user named `{0}` (add --create-admin to create it as an admin)")]
+    UnknownUser(String),
+    #[error(
+        "user `{0}` exists and is not an admin; add --promote to make it one (its earlier tokens end)"
+    )]
+    NotAdmin(String),
+    #[error("{0}")]
+    Token(crate::error::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the server failed: {0}")]
+    Serve(#[source] std::io::Error),
+    #[error("the managed PostgreSQL failed: {0}")]
+    DatabaseLost(String),
+}
+
+/// Runs a subcommand: opens the database, does the work, and stops what it started.
+pub async fn run(config: Config, command: Command) -> Result<(), StartupError> {
+    let (options, managed) = match &config.database_url {
+        Some(url) => {
+            if config.jwt_secret.is_none() && !matches!(command, Command::Migrate) {
+                return Err(StartupError::Secret(
+                    "JWT_SECRET must be set when DATABASE_URL is set".into(),
+                ));
+            }
+            let options = url
+                .parse::<PgConnectOptions>()
+                .map_err(StartupError::DatabaseUrl)?;
+            (options, None)
+        }
+        None => {
+            let server =
+                ManagedPostgres::start(&config.data_dir, &ClusterOptions::default()).await?;
+            tracing::info!(url = %server.url(MANAGED_DATABASE), "managed PostgreSQL is up");
+            (server.connect_options(MANAGED_DATABASE), Some(server))
+        }
+    };
+    let secret = match (&config.jwt_secret, &managed) {
+        (Some(secret), _) => secret.clone(),
+        (None, Some(server)) => auth::load_or_create_secret(&server.data_dir().join(SECRET_FILE))
+            .map_err(|error| {
+                StartupError::Secret(format!(
+                    "cannot keep the JWT secret in the data directory: {error}"
+                ))
+            })?,
+        // `migrate` against DATABASE_URL signs nothing.
+        (None, None) => String::new(),
+    };
+    if managed.is_some() {
+        db::create_database_if_missing(&options, MANAGED_DATABASE)
+            .await
+            .map_err(StartupError::Connect)?;
+    }
+    // The service watches its PostgreSQL and restarts it after a crash.
+    let managed = match (managed, &command) {
+        (Some(server), Command::Serve(_)) => Some(Managed::Supervised(server.supervise()?)),
+        (Some(server), _) => Some(Managed::Plain(server)),
+        (None, _) => None,
+    };
+    // `managed` lives to the end of this function: dropping it stops PostgreSQL,
+    // after the pool below has closed.
+    let result = run_with_database(&config, command, options, &secret, managed.as_ref()).await;
+    if let Some(server) = managed {
+        tracing::info!(dir = %server.data_dir().display(), "stopping the managed PostgreSQL");
+        drop(server);
+    }
+    result
+}
+
+/// The managed PostgreSQL: supervised while serving, plain for a subcommand.
+/// Dropping either stops the server.
+enum Managed {
+    Plain(ManagedPostgres),
+    Supervised(Supervisor),
+}
+
+impl Managed {
+    fn data_dir(&self) -> &std::path::Path {
+        match self {
+            Managed::Plain(server) => server.data_dir(),
+            Managed::Supervised(supervisor) => supervisor.data_dir(),
+        }
+    }
+}
+
+async fn run_with_database(
+    config: &Config,
+    command: Command,
+    options: PgConnectOptions,
+    secret: &str,
+    managed: Option<&Managed>,
+) -> Result<(), StartupError> {
+    let pool = open_pool(config, options)
+        .await
+        .map_err(StartupError::Connect)?;
+    let keys = Keys::new(secret.as_bytes()).map_err(StartupError::Secret);
+    let result = match command {
+        Command::Migrate => {
+            db::MIGRATOR.run(&pool).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Serve(ServeArgs { no_migrate }) => {
+            let keys = Arc::new(keys?);
+            if !no_migrate {
+                db::MIGRATOR.run(&pool).await?;
+            }
+            let state = AppState::new(pool.clone(), keys, config.limits(), config.hash_slots());
+            let supervisor = match managed {
+                Some(Managed::Supervised(supervisor)) => Some(supervisor),
+                _ => None,
+            };
+            serve(config, state, supervisor).await
+        }
+        Command::Token(TokenArgs {
+            user,
+            create_admin,
+            promote,
+        }) => mint_token(&pool, &keys?, &user, create_admin, promote).await,
+    };
+    pool.close().await;
+    result
+}
+
+/// The pool of `config`, on `options` (see [`db::open_pool`]).
+async fn open_pool(config: &Config, options: PgConnectOptions) -> sqlx::Result<PgPool> {
+    // A little under the request timeout, so that a request that times out
+    // also stops its query.
+    let statement_timeout = config
+        .request_timeout
+        .saturating_sub(Duration::from_millis(500))
+        .max(Duration::from_millis(100));
+    db::open_pool(options, config.pool_size, config.acquire_timeout, statement_timeout).await
+}
+
+/// Prints a token for `user` to standard output.
+async fn mint_token(
+    pool: &PgPool,
+    keys: &Keys,
+    user: &str,
+    create_admin: bool,
+    promote: bool,
+) -> Result<(), StartupError> {
+    let found = db::users::find_or_create_admin(pool, user, create_admin, promote)
+        .await
+        .map_err(StartupError::Connect)?;
+    let (id, role, token_version) = match found {
+        AdminToken::User {
+            id,
+            role,
+            token_version,
+        } => (id, role, token_version),
+        AdminToken::Unknown => return Err(StartupError::UnknownUser(user.to_owned())),
+        AdminToken::NotAdmin => return Err(StartupError::NotAdmin(user.to_owned())),
+    };
+    let token = keys
+        .mint(id, role, token_version)
+        .map_err(StartupError::Token)?;
+    println!("{token}");
+    Ok(())
+}
+
+/// Serves HTTP/1.1 until SIGINT or SIGTERM, then lets the requests in flight
+/// finish (bounded by the request timeout).
+async fn serve(
+    config: &Config,
+    state: AppState,
+    supervisor: Option<&Supervisor>,
+) -> Result<(), StartupError> {
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|source| StartupError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(StartupError::Serve)?;
+    tracing::info!(%addr, "listening");
+    let pruning = tokio::spawn(prune_idempotency_keys(state.pool.clone()));
+    // The supervisor's restarts, for `/metrics`; its giving up ends the service.
+    let gave_up = supervisor.map(Supervisor::failed);
+    let watching = supervisor.map(|supervisor| {
+        let restarts = supervisor.restarts_counter();
+        let seen = state.metrics.db_restarts.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                seen.store(restarts(), std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    });
+    let gave_up = async move {
+        match gave_up {
+            Some(failed) => failed.await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(gave_up);
+    let mut lost: Option<ManagedDbError> = None;
+    let router = app(state);
+    let connections = Arc::new(Semaphore::new(config.max_connections as usize));
+    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .keep_alive(true);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+            error = &mut gave_up => { lost = Some(error); break }
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, say: wait a little, go on.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+            error = &mut gave_up => { lost = Some(error); break }
+        };
+        let _ = stream.set_nodelay(true);
+        let service = router
+            .clone()
+            .map_request(move |mut request: axum::http::Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            });
+        let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection = graceful.watch(connection.into_owned());
+        tokio::spawn(async move {
+            // The connection holds its place under the cap until it closes;
+            // an idle one is closed by the header-read timeout.
+            let _permit = permit;
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: finishing the requests in flight");
+    let drain = config.request_timeout + Duration::from_secs(1);
+    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still running after {drain:?}; stopping anyway");
+    }
+    pruning.abort();
+    if let Some(watching) = watching {
+        watching.abort();
+    }
+    if let Some(error) = lost {
+        return Err(StartupError::DatabaseLost(error.to_string()));
+    }
+    tracing::info!("shut down");
+    Ok(())
+}
+
+/// Deletes expired idempotency records every ten minutes.
+async fn prune_idempotency_keys(pool: PgPool) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        match db::idempotency::prune(&pool).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "expired idempotency keys deleted"),
+            Err(error) => tracing::warn!(%error, "cannot prune idempotency keys"),
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+    tracing::info!("signal received");
+}
+
+impl Config {
+    /// The limits of SPEC 4.8 from the settings.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            request_timeout: self.request_timeout,
+            booking: crate::domain::booking::BookingLimits {
+                horizon_days: self.booking_horizon_days,
+                guest_live_bookings: self.guest_max_bookings,
+                guest_nights: self.guest_max_nights,
+            },
+            search_nights: self.search_max_nights,
+            public_queries: self.public_queries as usize,
+            auth_burst: self.auth_burst,
+            auth_period: self.auth_period,
+        }
+    }
+
+    /// Password hashes at once: the setting, or the number of cores.
+    pub fn hash_slots(&self) -> usize {
+        self.hash_slots.map(usize::from).unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+        })
+    }
+}
