@@ -122,7 +122,8 @@ pub async fn screen_request(request: Request, next: Next) -> Response {
         let fingerprint = fingerprint(&parts, &bytes);
         parts.extensions.insert(fingerprint);
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 /// SHA-256 of a request's method, path, query and body.
@@ -159,9 +160,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
             return Ok(IdempotencyKey(None));
         };
         let malformed = || {
-            Error::Malformed(
-                "`Idempotency-Key` must be 1 to 255 visible ASCII characters".into(),
-            )
+            Error::Malformed("`Idempotency-Key` must be 1 to 255 visible ASCII characters".into())
         };
         let text = value.to_str().map_err(|_| malformed())?.trim();
         let key = text

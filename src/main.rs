@@ -25,7 +25,10 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     if cli.config.log_format == "json" {
-        logs.json().flatten_event(true).with_current_span(true).init();
+        logs.json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init();
     } else {
         logs.init();
     }

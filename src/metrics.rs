@@ -17,7 +17,8 @@ use sqlx::PgPool;
 use crate::error::ErrorCode;
 use crate::handlers::idempotency::REPLAYED;
 
-static METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
 /// Latency buckets, in seconds: from a fast `POST /book` to the request timeout.
 const LATENCY_BUCKETS: [f64; 14] = [

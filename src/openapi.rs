@@ -96,16 +96,28 @@ fn complete_operation(method: &str, path: &str, operation: &mut Value) {
         .is_some_and(|security| !security.is_empty());
     let has_body = operation.get("requestBody").is_some();
     let mut common = vec![
-        ("400", "Malformed request: a body, query, path id or header that cannot be read (`malformed_request`)"),
-        ("500", "Internal error (`internal_error`); the cause is logged, never sent"),
-        ("503", "The database is unreachable or the request ran out of time (`service_unavailable`, `Retry-After`)"),
+        (
+            "400",
+            "Malformed request: a body, query, path id or header that cannot be read (`malformed_request`)",
+        ),
+        (
+            "500",
+            "Internal error (`internal_error`); the cause is logged, never sent",
+        ),
+        (
+            "503",
+            "The database is unreachable or the request ran out of time (`service_unavailable`, `Retry-After`)",
+        ),
     ];
     if secured {
         common.push(("401", "No token, or not a valid one (`unauthorized`)"));
     }
     if has_body {
         common.push(("413", "The body is too large (`payload_too_large`)"));
-        common.push(("415", "The body is not `application/json` (`unsupported_media_type`)"));
+        common.push((
+            "415",
+            "The body is not `application/json` (`unsupported_media_type`)",
+        ));
     }
     let Some(responses) = operation["responses"].as_object_mut() else {
         return;

@@ -90,10 +90,10 @@ pub async fn run(config: Config, command: Command) -> Result<(), StartupError> {
         (Some(secret), _) => secret.clone(),
         (None, Some(server)) => auth::load_or_create_secret(&server.data_dir().join(SECRET_FILE))
             .map_err(|error| {
-                StartupError::Secret(format!(
-                    "cannot keep the JWT secret in the data directory: {error}"
-                ))
-            })?,
+            StartupError::Secret(format!(
+                "cannot keep the JWT secret in the data directory: {error}"
+            ))
+        })?,
         // `migrate` against DATABASE_URL signs nothing.
         (None, None) => String::new(),
     };
@@ -181,7 +181,13 @@ async fn open_pool(config: &Config, options: PgConnectOptions) -> sqlx::Result<P
         .request_timeout
         .saturating_sub(Duration::from_millis(500))
         .max(Duration::from_millis(100));
-    db::open_pool(options, config.pool_size, config.acquire_timeout, statement_timeout).await
+    db::open_pool(
+        options,
+        config.pool_size,
+        config.acquire_timeout,
+        statement_timeout,
+    )
+    .await
 }
 
 /// Prints a token for `user` to standard output.
@@ -282,13 +288,15 @@ async fn serve(
             error = &mut gave_up => { lost = Some(error); break }
         };
         let _ = stream.set_nodelay(true);
-        let service = router
-            .clone()
-            .map_request(move |mut request: axum::http::Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request
-            });
-        let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let service =
+            router
+                .clone()
+                .map_request(move |mut request: axum::http::Request<Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    request
+                });
+        let connection =
+            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let connection = graceful.watch(connection.into_owned());
         tokio::spawn(async move {
             // The connection holds its place under the cap until it closes;
@@ -302,7 +310,10 @@ async fn serve(
     drop(listener);
     tracing::info!("shutting down: finishing the requests in flight");
     let drain = config.request_timeout + Duration::from_secs(1);
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("requests still running after {drain:?}; stopping anyway");
     }
     pruning.abort();

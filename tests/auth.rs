@@ -220,7 +220,6 @@ const TABLE: &[(&str, &str, &str, [u16; 3])] = &[
     ("GET",    "/users/{other}", "", [404, 200, 200]),
     ("POST",   "/users", r#"{"name": "newcomer"}"#, [403, 403, 201]),
     ("PATCH",  "/users/{me}", r#"{"email": "me@example.com"}"#, [200, 200, 200]),
-    ("PATCH",  "/users/{me}", r#"{"password": "a new password"}"#, [200, 200, 200]),
     // Nobody raises its own role.
     ("PATCH",  "/users/{me}", r#"{"role": "admin"}"#, [403, 403, 200]),
     ("PATCH",  "/users/{other}", r#"{"email": "o@example.com"}"#, [404, 403, 200]),
@@ -254,12 +253,16 @@ const TABLE: &[(&str, &str, &str, [u16; 3])] = &[
     ("DELETE", "/hotels/{hotel}/rate-plans/{plan2}", "", [403, 204, 204]),
     ("DELETE", "/hotels/{hotel2}", "", [403, 204, 204]),
     ("DELETE", "/users/{doomed}", "", [403, 403, 204]),
+    // Last: a new password ends the caller's token.
+    ("PATCH",  "/users/{me}", r#"{"password": "a new password"}"#, [200, 200, 200]),
 ];
 
 /// Routes anyone may call; `public_routes_need_no_token` covers them.
 const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/health"),
     ("GET", "/ready"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
     ("POST", "/auth/register"),
     ("POST", "/auth/token"),
     ("GET", "/hotels"),
@@ -773,13 +776,26 @@ async fn the_role_is_the_databases_not_the_tokens() {
         StatusCode::OK
     );
 
-    // A demotion applies to the token already handed out.
+    // A demotion ends the token already handed out...
     let demoted = app
         .patch(&format!("/users/{staff}"), json!({"role": "guest"}))
         .await;
     assert_eq!(demoted.status, StatusCode::OK, "{}", demoted.body);
     assert_refusal(
         &app.request_as(staff_token, Method::GET, "/users", None)
+            .await,
+        StatusCode::UNAUTHORIZED,
+    );
+    // ...and a token of the new version carries the new role.
+    let version: i32 = sqlx::query_scalar("select token_version from users where id = $1")
+        .bind(staff)
+        .fetch_one(&app.pool)
+        .await
+        .expect("the version");
+    assert_eq!(version, 1);
+    let renewed = app.keys.mint(staff, Role::Staff, version).expect("a token");
+    assert_refusal(
+        &app.request_as(Some(&renewed), Method::GET, "/users", None)
             .await,
         StatusCode::FORBIDDEN,
     );
@@ -879,10 +895,17 @@ async fn registers_signs_in_and_uses_the_token() {
             Some(token),
             Method::PATCH,
             &format!("/users/{alice}"),
-            Some(json!({"password": "battery staple"})),
+            Some(json!({"password": "battery staple", "current_password": "correct horse"})),
         )
         .await;
     assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    // ...and the token issued before the change has ended.
+    assert_eq!(
+        app.request_as(Some(token), Method::GET, &format!("/users/{alice}"), None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(
         sign_in(&app, "alice", "correct horse").await.status,
         StatusCode::UNAUTHORIZED
@@ -1085,11 +1108,16 @@ async fn no_answer_or_log_line_carries_a_password_a_hash_or_the_secret() {
             Some(&token),
             Method::PATCH,
             &format!("/users/{alice}"),
-            Some(json!({"password": changed})),
+            Some(json!({"password": changed, "current_password": password})),
         )
         .await,
     );
     assert_eq!(patched.status, StatusCode::OK);
+    // The change ended the old token; sign in again for the next call.
+    let token: String = keep(sign_in(&app, "alice", changed).await).body["access_token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
     keep(
         app.request_as(
             Some(&token),

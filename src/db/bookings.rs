@@ -476,7 +476,10 @@ pub async fn transition_booking(
     id: Uuid,
     next: BookingStatus,
 ) -> BookingResult<Option<Booking>> {
-    in_transaction(conn, move |tx| Box::pin(transition_booking_once(tx, id, next))).await
+    in_transaction(conn, move |tx| {
+        Box::pin(transition_booking_once(tx, id, next))
+    })
+    .await
 }
 
 async fn transition_booking_once(

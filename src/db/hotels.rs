@@ -326,7 +326,9 @@ pub async fn delete_rate_plan(pool: &PgPool, hotel_id: Uuid, id: Uuid) -> sqlx::
     )
     .execute(pool)
     .await?;
-    Ok(Deletion::of((deleted.rows_affected() == 1).then_some(false)))
+    Ok(Deletion::of(
+        (deleted.rows_affected() == 1).then_some(false),
+    ))
 }
 
 pub struct RatesUpsert {

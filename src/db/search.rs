@@ -96,7 +96,10 @@ pub async fn hotel_availability(
             .collect())
     })
     .await?;
-    let type_ids: Vec<Uuid> = types.iter().map(|room_type| room_type.room_type_id).collect();
+    let type_ids: Vec<Uuid> = types
+        .iter()
+        .map(|room_type| room_type.room_type_id)
+        .collect();
     let rates = sqlx::query!(
         r#"select d.room_type_id, d.rate_plan_id, rp.name, d.date, d.price, d.currency as "currency!"
            from daily_rates d

@@ -162,7 +162,11 @@ pub async fn find_password_hash(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<
 /// What `room-booking token NAME` may sign for.
 pub enum AdminToken {
     /// The user, with its role and token version.
-    User { id: Uuid, role: Role, token_version: i32 },
+    User {
+        id: Uuid,
+        role: Role,
+        token_version: i32,
+    },
     Unknown,
     /// The user exists but is no admin, and promoting it was not asked for.
     NotAdmin,

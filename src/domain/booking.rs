@@ -77,7 +77,11 @@ impl Stay {
     }
 
     /// A stay of at most `max_nights`.
-    pub fn within(check_in: NaiveDate, check_out: NaiveDate, max_nights: i64) -> Result<Stay, Refusal> {
+    pub fn within(
+        check_in: NaiveDate,
+        check_out: NaiveDate,
+        max_nights: i64,
+    ) -> Result<Stay, Refusal> {
         if check_out <= check_in {
             return Err(Refusal::InvalidStay);
         }
@@ -193,7 +197,11 @@ pub fn check_capacity(guests: i32, capacity: i32) -> Result<(), Refusal> {
 }
 
 /// Check-in and no-show wait for the check-in date at the hotel.
-pub fn check_arrival(next: BookingStatus, check_in: NaiveDate, today: NaiveDate) -> Result<(), Refusal> {
+pub fn check_arrival(
+    next: BookingStatus,
+    check_in: NaiveDate,
+    today: NaiveDate,
+) -> Result<(), Refusal> {
     if matches!(next, BookingStatus::CheckedIn | BookingStatus::NoShow) && today < check_in {
         return Err(Refusal::TooEarly { check_in, today });
     }
@@ -281,9 +289,18 @@ mod tests {
 
     #[test]
     fn a_stay_has_at_least_one_night_and_a_bounded_length() {
-        assert_eq!(Stay::new(date(2027, 1, 2), date(2027, 1, 2)), Err(Refusal::InvalidStay));
-        assert_eq!(Stay::new(date(2027, 1, 3), date(2027, 1, 2)), Err(Refusal::InvalidStay));
-        assert_eq!(Stay::new(date(2027, 1, 2), date(2027, 1, 5)).map(Stay::nights), Ok(3));
+        assert_eq!(
+            Stay::new(date(2027, 1, 2), date(2027, 1, 2)),
+            Err(Refusal::InvalidStay)
+        );
+        assert_eq!(
+            Stay::new(date(2027, 1, 3), date(2027, 1, 2)),
+            Err(Refusal::InvalidStay)
+        );
+        assert_eq!(
+            Stay::new(date(2027, 1, 2), date(2027, 1, 5)).map(Stay::nights),
+            Ok(3)
+        );
         assert_eq!(
             Stay::within(date(2027, 1, 1), date(2027, 2, 1), 30),
             Err(Refusal::StayTooLong { max: 30 })
@@ -291,7 +308,10 @@ mod tests {
         let nights: Vec<_> = Stay::new(date(2027, 2, 27), date(2027, 3, 2))
             .map(|stay| stay.each_night().collect())
             .unwrap_or_default();
-        assert_eq!(nights, [date(2027, 2, 27), date(2027, 2, 28), date(2027, 3, 1)]);
+        assert_eq!(
+            nights,
+            [date(2027, 2, 27), date(2027, 2, 28), date(2027, 3, 1)]
+        );
     }
 
     #[test]
@@ -301,7 +321,10 @@ mod tests {
         assert!(limits.check_in_allowed(today, today).is_ok());
         assert_eq!(
             limits.check_in_allowed(date(2027, 1, 9), today),
-            Err(Refusal::InPast { date: date(2027, 1, 9), today })
+            Err(Refusal::InPast {
+                date: date(2027, 1, 9),
+                today
+            })
         );
         let last = today + chrono::Days::new(730);
         assert!(limits.check_in_allowed(last, today).is_ok());
@@ -313,13 +336,26 @@ mod tests {
 
     #[test]
     fn guest_limits_and_capacity() {
-        let limits = BookingLimits { horizon_days: 730, guest_live_bookings: 2, guest_nights: 3 };
+        let limits = BookingLimits {
+            horizon_days: 730,
+            guest_live_bookings: 2,
+            guest_nights: 3,
+        };
         assert!(limits.guest_may_add_booking(1).is_ok());
-        assert_eq!(limits.guest_may_add_booking(2), Err(Refusal::TooManyLiveBookings { max: 2 }));
+        assert_eq!(
+            limits.guest_may_add_booking(2),
+            Err(Refusal::TooManyLiveBookings { max: 2 })
+        );
         let four = Stay::new(date(2027, 1, 1), date(2027, 1, 5)).expect("a stay");
-        assert_eq!(limits.guest_stay_allowed(four), Err(Refusal::TooManyNights { max: 3 }));
+        assert_eq!(
+            limits.guest_stay_allowed(four),
+            Err(Refusal::TooManyNights { max: 3 })
+        );
         assert!(check_capacity(2, 2).is_ok());
-        assert_eq!(check_capacity(3, 2), Err(Refusal::OverCapacity { capacity: 2 }));
+        assert_eq!(
+            check_capacity(3, 2),
+            Err(Refusal::OverCapacity { capacity: 2 })
+        );
     }
 
     #[test]

@@ -233,7 +233,10 @@ mod tests {
 
     #[test]
     fn names_are_trimmed_bounded_and_printable() {
-        assert_eq!(Name::parse("  Ritz ").map(Name::into_string), Ok("Ritz".into()));
+        assert_eq!(
+            Name::parse("  Ritz ").map(Name::into_string),
+            Ok("Ritz".into())
+        );
         assert!(Name::parse("   ").is_err());
         assert!(Name::parse(&"x".repeat(101)).is_err());
         assert!(Name::parse("a\u{0}b").is_err());

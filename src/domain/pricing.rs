@@ -117,8 +117,11 @@ mod tests {
 
     #[test]
     fn a_stay_costs_the_sum_of_its_nights() {
-        let pricing = Pricing::of_stay(stay(1, 3), &[rate(1, "100.00", "EUR"), rate(2, "120.50", "EUR")])
-            .expect("priced");
+        let pricing = Pricing::of_stay(
+            stay(1, 3),
+            &[rate(1, "100.00", "EUR"), rate(2, "120.50", "EUR")],
+        )
+        .expect("priced");
         assert_eq!(pricing.total().to_string(), "220.50");
         assert_eq!(pricing.nights(), [date(2027, 3, 1), date(2027, 3, 2)]);
         assert_eq!(pricing.currency(), "EUR");
@@ -128,11 +131,15 @@ mod tests {
     fn a_night_without_a_rate_or_in_another_currency_is_refused() {
         assert_eq!(
             Pricing::of_stay(stay(1, 4), &[rate(1, "1", "EUR"), rate(3, "1", "EUR")]),
-            Err(Refusal::RateMissing { night: date(2027, 3, 2) })
+            Err(Refusal::RateMissing {
+                night: date(2027, 3, 2)
+            })
         );
         assert_eq!(
             Pricing::of_stay(stay(1, 3), &[rate(1, "1", "EUR")]),
-            Err(Refusal::RateMissing { night: date(2027, 3, 2) })
+            Err(Refusal::RateMissing {
+                night: date(2027, 3, 2)
+            })
         );
         assert_eq!(
             Pricing::of_stay(stay(1, 3), &[rate(1, "1", "EUR"), rate(2, "1", "USD")]),
@@ -142,14 +149,22 @@ mod tests {
 
     #[test]
     fn a_total_beyond_the_largest_amount_is_refused() {
-        let rates = [rate(1, "9999999999.99", "EUR"), rate(2, "9999999999.99", "EUR")];
-        assert_eq!(Pricing::of_stay(stay(1, 3), &rates), Err(Refusal::TotalTooLarge));
+        let rates = [
+            rate(1, "9999999999.99", "EUR"),
+            rate(2, "9999999999.99", "EUR"),
+        ];
+        assert_eq!(
+            Pricing::of_stay(stay(1, 3), &rates),
+            Err(Refusal::TotalTooLarge)
+        );
         assert!(Pricing::of_stay(stay(1, 2), &rates[..1]).is_ok());
     }
 
     #[test]
     fn cancellation_is_free_until_the_deadline() {
-        let check_in_at = "2027-03-10T14:00:00Z".parse::<DateTime<Utc>>().expect("an instant");
+        let check_in_at = "2027-03-10T14:00:00Z"
+            .parse::<DateTime<Utc>>()
+            .expect("an instant");
         let hours = |h: i64| check_in_at - chrono::Duration::hours(h);
         assert!(!cancellation_costs_a_fee(Some(48), check_in_at, hours(49)));
         assert!(!cancellation_costs_a_fee(Some(48), check_in_at, hours(48)));

@@ -142,7 +142,11 @@ impl From<Invoice> for InvoiceBody {
             status: invoice.status,
             currency: invoice.currency,
             total: invoice.total,
-            lines: invoice.lines.into_iter().map(InvoiceLineBody::from).collect(),
+            lines: invoice
+                .lines
+                .into_iter()
+                .map(InvoiceLineBody::from)
+                .collect(),
         }
     }
 }

@@ -62,7 +62,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 )]
 pub async fn openapi() -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         crate::openapi::document_json(),
     )
         .into_response()

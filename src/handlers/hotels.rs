@@ -426,7 +426,10 @@ pub async fn create(
     let hotel = hotels::create_hotel(&state.pool, new_hotel)
         .await
         .on_constraint(hotels::TIMEZONE_KNOWN, unknown_timezone)?;
-    Ok(created(format!("/hotels/{}", hotel.id), HotelBody::from(hotel)))
+    Ok(created(
+        format!("/hotels/{}", hotel.id),
+        HotelBody::from(hotel),
+    ))
 }
 
 /// Change a hotel (staff).
@@ -531,7 +534,11 @@ pub async fn availability(
     Query(query): Query<AvailabilityQuery>,
 ) -> Result<Json<Page<AvailabilityBody>>> {
     let window = pagination.window()?;
-    let stay = parse_stay(&query.check_in, &query.check_out, state.limits.search_nights)?;
+    let stay = parse_stay(
+        &query.check_in,
+        &query.check_out,
+        state.limits.search_nights,
+    )?;
     let guests = parse_guests(query.guests)?;
     existing_hotel(&state, id).await?;
     let listed = search::hotel_availability(&state.pool, id, stay, guests, window).await?;

@@ -24,7 +24,12 @@ pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// Runs `work` on a connection of the pool; with a key, inside a transaction
 /// that also records (or replays) its answer.
-pub async fn run<F>(state: &AppState, caller: Uuid, key: IdempotencyKey, work: F) -> Result<Response>
+pub async fn run<F>(
+    state: &AppState,
+    caller: Uuid,
+    key: IdempotencyKey,
+    work: F,
+) -> Result<Response>
 where
     F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<Response>>,
 {

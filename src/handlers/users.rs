@@ -189,17 +189,20 @@ pub async fn update(
         .transpose()?;
     let password_hash = match change.password {
         Some(password) => {
-            // One's own password needs the current one; an admin resetting
-            // another user's does not.
+            // One's own password needs the current one (when there is one:
+            // a user made without a password sets its first with its token);
+            // an admin resetting another user's does not.
             if caller.id == id {
-                let current = change.current_password.ok_or_else(|| {
-                    Error::validation("`current_password` is needed to change your password")
-                })?;
                 let stored = users::find_password_hash(&state.pool, id)
                     .await?
                     .ok_or_else(|| user_not_found(id))?;
-                if !state.hashing.verify(current, stored).await? {
-                    return Err(Error::Forbidden);
+                if stored.is_some() {
+                    let current = change.current_password.ok_or_else(|| {
+                        Error::validation("`current_password` is needed to change your password")
+                    })?;
+                    if !state.hashing.verify(current, stored).await? {
+                        return Err(Error::Forbidden);
+                    }
                 }
             }
             Some(state.hashing.hash(password).await?)
