@@ -76,7 +76,9 @@ impl Hashing {
         }
     }
 
-    async fn slot(&self) -> Result<OwnedSemaphorePermit> {
+    /// A hashing slot, waited for at most `wait` (`503` beyond): held while
+    /// a hash runs.
+    pub async fn slot(&self) -> Result<OwnedSemaphorePermit> {
         match tokio::time::timeout(self.wait, self.slots.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_)) | Err(_) => {

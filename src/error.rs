@@ -103,7 +103,7 @@ pub enum Error {
 
     /// `405 Method Not Allowed`: the path exists, the method does not; the
     /// `Allow` header (set by the router) lists the methods it serves.
-    #[error("this path does not serve the method {0}")]
+    #[error("this path does not serve this method; it serves: {0}")]
     MethodNotAllowed(String),
 
     /// `409 Conflict`: the night is taken, the name exists, the row is in use,

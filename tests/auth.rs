@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use chrono::{Days, NaiveDate, Utc};
-use common::{TEST_SECRET, TestApp, TestResponse};
+use common::{TEST_SECRET, TestApp, TestResponse, declared_routes, route_shape};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use room_booking::auth::Claims;
 use room_booking::domain::Role;
@@ -336,37 +336,6 @@ async fn staff_run_inventory_and_every_booking_but_not_users() {
 #[tokio::test]
 async fn an_admin_may_do_everything() {
     check_table(Caller::Admin).await;
-}
-
-/// `/hotels/{hotel}/rates?x` → `/hotels/{}/rates`.
-fn route_shape(path: &str) -> String {
-    let path = path.split('?').next().unwrap_or_default();
-    path.split('/')
-        .map(|segment| {
-            if segment.starts_with('{') {
-                "{}"
-            } else {
-                segment
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
-/// Every method and path of `src/routes.rs`, read from its `.route(...)` calls.
-fn declared_routes() -> Vec<(String, String)> {
-    let source = include_str!("../src/routes.rs");
-    let mut routes = Vec::new();
-    for chunk in source.split(".route(").skip(1) {
-        let chunk = chunk.split(".fallback(").next().unwrap_or_default();
-        let path = chunk.split('"').nth(1).expect("a quoted path");
-        for method in ["get", "post", "put", "patch", "delete"] {
-            if chunk.contains(&format!("{method}(")) {
-                routes.push((method.to_uppercase(), route_shape(path)));
-            }
-        }
-    }
-    routes
 }
 
 #[tokio::test]

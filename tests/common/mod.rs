@@ -22,7 +22,7 @@ use room_booking::domain::Role;
 use room_booking::managed_db::{ClusterOptions, ManagedPostgres};
 use room_booking::{AppState, Limits, app, db};
 use serde_json::Value;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::OnceCell;
 use tower::ServiceExt;
@@ -146,8 +146,10 @@ pub const TEST_SECRET: &str = "a test secret of at least thirty-two bytes";
 pub struct TestApp {
     pub pool: PgPool,
     pub keys: Arc<Keys>,
+    pub state: AppState,
     router: Router,
     admin_token: String,
+    database: String,
 }
 
 /// An answer: status, headers and the JSON body (`Value::Null` when empty).
@@ -188,6 +190,11 @@ impl TestResponse {
 
 impl TestApp {
     pub async fn new() -> TestApp {
+        Self::with_limits(test_limits(), 4).await
+    }
+
+    /// The service with these limits and `hash_slots` password hashes at once.
+    pub async fn with_limits(limits: Limits, hash_slots: usize) -> TestApp {
         let server = server().await;
         let name = format!(
             "rbtest_{}_{}",
@@ -203,13 +210,21 @@ impl TestApp {
         )
         .await;
         admin.close().await.ok();
-        let pool = PgPoolOptions::new()
-            .max_connections(10)
-            .connect_with(server.options.clone().database(&name))
-            .await
-            .expect("connect to the test database");
+        // The service's own pool (its statement timeout and its check of
+        // connections after a connection error), over the test database.
+        let statement_timeout = limits
+            .request_timeout
+            .saturating_sub(Duration::from_millis(500));
+        let pool = db::open_pool(
+            server.options.clone().database(&name),
+            10,
+            Duration::from_secs(5),
+            statement_timeout,
+        )
+        .await
+        .expect("connect to the test database");
         let keys = Arc::new(Keys::new(TEST_SECRET.as_bytes()).expect("a long enough secret"));
-        let state = AppState::new(pool.clone(), keys.clone(), test_limits(), 4);
+        let state = AppState::new(pool.clone(), keys.clone(), limits, hash_slots);
         let admin: uuid::Uuid = sqlx::query_scalar(
             "insert into users (name, role) values ('admin', 'admin') returning id",
         )
@@ -220,9 +235,20 @@ impl TestApp {
         TestApp {
             pool,
             keys,
-            router: app(state),
+            router: app(state.clone()),
+            state,
             admin_token,
+            database: name,
         }
+    }
+
+    /// A `postgres://` URL of this test's database, when the test server is
+    /// the managed one (a `DATABASE_URL` server's password is not at hand).
+    pub fn database_url(&self) -> Option<String> {
+        SERVER
+            .get()
+            .and_then(|server| server._managed.as_ref())
+            .map(|managed| managed.url(&self.database))
     }
 
     /// The admin's token that requests carry by default.
@@ -449,4 +475,35 @@ impl TestApp {
             .await
             .expect("count query")
     }
+}
+
+/// `/hotels/{hotel}/rates?x` → `/hotels/{}/rates`.
+pub fn route_shape(path: &str) -> String {
+    let path = path.split('?').next().unwrap_or_default();
+    path.split('/')
+        .map(|segment| {
+            if segment.starts_with('{') {
+                "{}"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Every method and path of `src/routes.rs`, read from its `.route(...)` calls.
+pub fn declared_routes() -> Vec<(String, String)> {
+    let source = include_str!("../../src/routes.rs");
+    let mut routes = Vec::new();
+    for chunk in source.split(".route(").skip(1) {
+        let chunk = chunk.split(".fallback(").next().unwrap_or_default();
+        let path = chunk.split('"').nth(1).expect("a quoted path");
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if chunk.contains(&format!("{method}(")) {
+                routes.push((method.to_uppercase(), route_shape(path)));
+            }
+        }
+    }
+    routes
 }

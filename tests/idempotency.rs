@@ -1,0 +1,295 @@
+//! `Idempotency-Key` (SPEC 4.4, IETF draft): a retry replays the first
+//! answer, another body with the same key is refused, a retry while the
+//! first runs is told so, keys are the caller's own and expire after 24 hours.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use chrono::{Days, Utc};
+use common::{TestApp, TestResponse};
+use room_booking::domain::Role;
+use serde_json::{Value, json};
+
+fn night(days: u64) -> String {
+    (Utc::now().date_naive() + Days::new(days)).to_string()
+}
+
+async fn book(app: &TestApp, token: &str, key: Option<&str>, body: &Value) -> TestResponse {
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri("/book")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    app.send(
+        request
+            .body(Body::from(body.to_string()))
+            .expect("a request"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_key_replays_the_first_answer() {
+    let app = TestApp::new().await;
+    app.create_room("R1").await;
+    app.create_user("u1").await;
+    let token = app.admin_token().to_owned();
+    let body = json!({"room_name": "R1", "user_name": "u1", "date": night(3)});
+    let first = book(&app, &token, Some("key-1"), &body).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    assert_eq!(first.header("idempotent-replayed"), "");
+    let again = book(&app, &token, Some("key-1"), &body).await;
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(again.body, first.body);
+    assert_eq!(again.header("location"), first.header("location"));
+    assert_eq!(again.header("idempotent-replayed"), "true");
+    assert_eq!(app.count("select count(*) from bookings").await, 1);
+    assert_eq!(app.count("select count(*) from idempotency_keys").await, 1);
+
+    // Without a key, the same request is a new one: the night is taken.
+    let plain = book(&app, &token, None, &body).await;
+    plain.assert_problem(StatusCode::CONFLICT, "room_already_booked");
+    // A refused request records nothing under its key: nothing was done.
+    let refused = book(&app, &token, Some("key-2"), &body).await;
+    refused.assert_problem(StatusCode::CONFLICT, "room_already_booked");
+    assert_eq!(app.count("select count(*) from idempotency_keys").await, 1);
+    assert_eq!(app.count("select count(*) from bookings").await, 1);
+}
+
+#[tokio::test]
+async fn the_same_key_with_another_body_is_refused() {
+    let app = TestApp::new().await;
+    app.create_room("R1").await;
+    app.create_user("u1").await;
+    let token = app.admin_token().to_owned();
+    let first = json!({"room_name": "R1", "user_name": "u1", "date": night(3)});
+    let other = json!({"room_name": "R1", "user_name": "u1", "date": night(4)});
+    assert_eq!(
+        book(&app, &token, Some("k"), &first).await.status,
+        StatusCode::CREATED
+    );
+    let mismatch = book(&app, &token, Some("k"), &other).await;
+    mismatch.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_mismatch");
+    assert_eq!(app.count("select count(*) from bookings").await, 1);
+}
+
+#[tokio::test]
+async fn keys_are_the_callers_own() {
+    let app = TestApp::new().await;
+    app.create_room("R1").await;
+    app.create_user("u1").await;
+    let (_, staff) = app.user_with_role("staff", Role::Staff).await;
+    let admin = app.admin_token().to_owned();
+    let first = json!({"room_name": "R1", "user_name": "u1", "date": night(3)});
+    assert_eq!(
+        book(&app, &admin, Some("shared"), &first).await.status,
+        StatusCode::CREATED
+    );
+    // Another caller's same key is its own: no replay of the admin's answer.
+    let theirs = book(&app, &staff, Some("shared"), &first).await;
+    theirs.assert_problem(StatusCode::CONFLICT, "room_already_booked");
+    assert_eq!(theirs.header("idempotent-replayed"), "");
+}
+
+#[tokio::test]
+async fn a_malformed_key_is_a_bad_request() {
+    let app = TestApp::new().await;
+    app.create_room("R1").await;
+    app.create_user("u1").await;
+    let token = app.admin_token().to_owned();
+    let body = json!({"room_name": "R1", "user_name": "u1", "date": night(3)});
+    for key in ["", "   ", &"k".repeat(256), "with space", "naïve"] {
+        let response = book(&app, &token, Some(key), &body).await;
+        response.assert_problem(StatusCode::BAD_REQUEST, "malformed_request");
+    }
+    // The draft's quoted form is the same key as the bare one.
+    assert_eq!(
+        book(&app, &token, Some("\"abc\""), &body).await.status,
+        StatusCode::CREATED
+    );
+    let bare = book(&app, &token, Some("abc"), &body).await;
+    assert_eq!(bare.header("idempotent-replayed"), "true");
+    assert_eq!(app.count("select count(*) from bookings").await, 1);
+}
+
+#[tokio::test]
+async fn an_expired_key_is_forgotten_and_pruned() {
+    let app = TestApp::new().await;
+    app.create_room("R1").await;
+    app.create_user("u1").await;
+    let token = app.admin_token().to_owned();
+    let body = json!({"room_name": "R1", "user_name": "u1", "date": night(3)});
+    assert_eq!(
+        book(&app, &token, Some("old"), &body).await.status,
+        StatusCode::CREATED
+    );
+    sqlx::query("update idempotency_keys set created_at = now() - interval '24 hours 1 second'")
+        .execute(&app.pool)
+        .await
+        .expect("backdate the key");
+    // Past 24 hours the key is new again: the request runs (and the night is taken).
+    let late = book(&app, &token, Some("old"), &body).await;
+    late.assert_problem(StatusCode::CONFLICT, "room_already_booked");
+    assert_eq!(late.header("idempotent-replayed"), "");
+    let pruned = room_booking::db::idempotency::prune(&app.pool)
+        .await
+        .expect("prune");
+    assert_eq!(pruned, 1);
+    assert_eq!(app.count("select count(*) from idempotency_keys").await, 0);
+}
+
+#[tokio::test]
+async fn a_retry_while_the_first_runs_is_told_the_key_is_in_use() {
+    let app = TestApp::new().await;
+    app.create_room("R1").await;
+    app.create_user("u1").await;
+    let token = app.admin_token().to_owned();
+    let body = json!({"room_name": "R1", "user_name": "u1", "date": night(3)});
+    // Hold the room row so that the first request's booking waits inside its
+    // transaction, with the key claimed.
+    let mut blocker = app.pool.begin().await.expect("a transaction");
+    sqlx::query("lock table bookings in exclusive mode")
+        .execute(&mut *blocker)
+        .await
+        .expect("lock bookings");
+    let first = {
+        let router = app.router();
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/book")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("idempotency-key", "busy")
+            .body(Body::from(body.to_string()))
+            .expect("a request");
+        tokio::spawn(async move {
+            use tower::ServiceExt;
+            router
+                .oneshot(request)
+                .await
+                .map(|response| response.status())
+        })
+    };
+    // Wait until the first request holds its key's lock.
+    let mut claimed = false;
+    for _ in 0..200 {
+        claimed = app
+            .count("select count(*) from pg_locks where locktype = 'advisory' and granted")
+            .await
+            == 1;
+        if claimed {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(claimed, "the first request did not claim its key");
+    let second = book(&app, &token, Some("busy"), &body).await;
+    second.assert_problem(StatusCode::CONFLICT, "idempotency_key_in_use");
+    blocker.rollback().await.expect("release the lock");
+    let first = first
+        .await
+        .expect("the first request ran")
+        .expect("an answer");
+    assert_eq!(first, StatusCode::CREATED);
+    let replay = book(&app, &token, Some("busy"), &body).await;
+    assert_eq!(replay.status, StatusCode::CREATED);
+    assert_eq!(replay.header("idempotent-replayed"), "true");
+    assert_eq!(app.count("select count(*) from bookings").await, 1);
+}
+
+#[tokio::test]
+async fn priced_bookings_changes_cancellations_and_the_life_cycle_take_keys() {
+    let app = TestApp::new().await;
+    let hotel = app.create_hotel("Keyed", "Paris", "UTC").await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let room_type = app.create_room_type(&hotel, "Double", 2).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let plan = app.create_rate_plan(&hotel, "Flex", Some(24)).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.create_room_of(&hotel, &room_type, "1").await;
+    app.create_room_of(&hotel, &room_type, "2").await;
+    app.put_rates(&hotel, &room_type, &plan, &night(0), &night(40), "100.00")
+        .await;
+    let token = app.admin_token().to_owned();
+    let send = |method: Method, path: String, key: &'static str, body: Option<Value>| {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header("idempotency-key", key);
+        let body = match body {
+            Some(body) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(body.to_string())
+            }
+            None => Body::empty(),
+        };
+        app.send(request.body(body).expect("a request"))
+    };
+    let new = json!({"hotel_id": hotel, "room_type_id": room_type, "rate_plan_id": plan,
+                     "check_in": night(10), "check_out": night(12)});
+    let created = send(
+        Method::POST,
+        "/bookings".into(),
+        "create",
+        Some(new.clone()),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let replayed = send(Method::POST, "/bookings".into(), "create", Some(new)).await;
+    assert_eq!(replayed.body, created.body);
+    assert_eq!(replayed.header("idempotent-replayed"), "true");
+    // The retry did not take the second room.
+    assert_eq!(app.count("select count(*) from bookings").await, 1);
+    assert_eq!(app.count("select count(*) from invoices").await, 1);
+    let id = created.body["id"].as_str().expect("id").to_owned();
+
+    let change = json!({"check_out": night(13)});
+    let changed = send(
+        Method::PATCH,
+        format!("/bookings/{id}"),
+        "change",
+        Some(change.clone()),
+    )
+    .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    let again = send(
+        Method::PATCH,
+        format!("/bookings/{id}"),
+        "change",
+        Some(change),
+    )
+    .await;
+    assert_eq!(again.body, changed.body);
+    assert_eq!(again.header("idempotent-replayed"), "true");
+
+    let cancelled = send(Method::DELETE, format!("/bookings/{id}"), "cancel", None).await;
+    assert_eq!(cancelled.status, StatusCode::NO_CONTENT);
+    let again = send(Method::DELETE, format!("/bookings/{id}"), "cancel", None).await;
+    assert_eq!(again.status, StatusCode::NO_CONTENT);
+    assert_eq!(again.header("idempotent-replayed"), "true");
+    // The life cycle: a replayed refusal is not recorded, so it is refused again.
+    let no_show = send(
+        Method::POST,
+        format!("/bookings/{id}/no-show"),
+        "late",
+        None,
+    )
+    .await;
+    no_show.assert_problem(StatusCode::CONFLICT, "invalid_transition");
+    assert_eq!(
+        app.count("select count(*) from idempotency_keys").await,
+        3,
+        "create, change and cancel are recorded"
+    );
+}

@@ -1,0 +1,288 @@
+//! The limits that keep one client from starving the others (SPEC 4.8): the
+//! sign-in rate limit, bounded password hashing, the bounds of public
+//! queries, a guest's limits, and the `token` command's refusal to hand an
+//! existing guest an admin's token.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use chrono::{Days, Utc};
+use common::{TestApp, test_limits};
+use room_booking::Limits;
+use room_booking::domain::Role;
+use room_booking::domain::booking::BookingLimits;
+use serde_json::{Value, json};
+
+fn night(days: u64) -> String {
+    (Utc::now().date_naive() + Days::new(days)).to_string()
+}
+
+fn id(value: &Value) -> String {
+    value["id"].as_str().expect("an id").to_owned()
+}
+
+#[tokio::test]
+async fn sign_ins_beyond_the_burst_answer_429_with_retry_after() {
+    let limits = Limits {
+        auth_burst: 3,
+        auth_period: Duration::from_secs(60),
+        ..test_limits()
+    };
+    let app = TestApp::with_limits(limits, 2).await;
+    let wrong = json!({"name": "nobody", "password": "wrong password"});
+    for _ in 0..3 {
+        let answer = app
+            .request_as(None, Method::POST, "/auth/token", Some(wrong.clone()))
+            .await;
+        answer.assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    for path in ["/auth/token", "/auth/register"] {
+        let limited = app
+            .request_as(None, Method::POST, path, Some(wrong.clone()))
+            .await;
+        limited.assert_problem(StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+        let retry_after: u64 = limited.header("retry-after").parse().expect("seconds");
+        assert!((1..=60).contains(&retry_after), "{retry_after}");
+    }
+    // Other routes are not limited by it.
+    assert_eq!(app.get("/rooms").await.status, StatusCode::OK);
+    assert_eq!(
+        app.count("select count(*) from users where name = 'nobody'")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_sign_in_that_finds_every_hash_slot_busy_answers_503() {
+    let app = TestApp::with_limits(test_limits(), 1).await;
+    let taken = app.state.hashing.slot().await.expect("the only slot");
+    let waiting = app
+        .request_as(
+            None,
+            Method::POST,
+            "/auth/register",
+            Some(json!({"name": "alice", "password": "correct horse"})),
+        )
+        .await;
+    waiting.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable");
+    assert_eq!(waiting.header("retry-after"), "1");
+    assert_eq!(
+        app.count("select count(*) from users where name = 'alice'")
+            .await,
+        0
+    );
+    drop(taken);
+    let registered = app
+        .request_as(
+            None,
+            Method::POST,
+            "/auth/register",
+            Some(json!({"name": "alice", "password": "correct horse"})),
+        )
+        .await;
+    assert_eq!(
+        registered.status,
+        StatusCode::CREATED,
+        "{}",
+        registered.body
+    );
+}
+
+#[tokio::test]
+async fn public_queries_take_at_most_the_configured_stay() {
+    let app = TestApp::new().await;
+    let hotel = id(&app.create_hotel("Open", "Lyon", "UTC").await);
+    let thirty = format!("/hotels?check_in={}&check_out={}", night(1), night(31));
+    assert_eq!(app.get(&thirty).await.status, StatusCode::OK);
+    let long = format!("/hotels?check_in={}&check_out={}", night(1), night(32));
+    app.get(&long)
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_stay");
+    let availability = format!(
+        "/hotels/{hotel}/availability?check_in={}&check_out={}",
+        night(1),
+        night(32)
+    );
+    app.get(&availability)
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_stay");
+    // Availability is paginated like every list.
+    let paged = app
+        .get(&format!(
+            "/hotels/{hotel}/availability?check_in={}&check_out={}&per_page=1",
+            night(1),
+            night(3)
+        ))
+        .await;
+    assert_eq!(paged.status, StatusCode::OK, "{}", paged.body);
+    assert_eq!(paged.body["per_page"], 1);
+    assert_eq!(paged.body["total"], 1);
+    let too_many = format!(
+        "/hotels/{hotel}/availability?check_in={}&check_out={}&per_page=101",
+        night(1),
+        night(3)
+    );
+    app.get(&too_many)
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+}
+
+#[tokio::test]
+async fn a_guest_holds_a_bounded_number_of_bookings_and_nights() {
+    let limits = Limits {
+        booking: BookingLimits {
+            horizon_days: 730,
+            guest_live_bookings: 2,
+            guest_nights: 3,
+        },
+        ..test_limits()
+    };
+    let app = TestApp::with_limits(limits, 2).await;
+    let hotel = id(&app.create_hotel("Kept", "Nice", "UTC").await);
+    let room_type = id(&app.create_room_type(&hotel, "Double", 2).await);
+    let plan = id(&app.create_rate_plan(&hotel, "Flex", Some(24)).await);
+    for room in ["1", "2", "3"] {
+        app.create_room_of(&hotel, &room_type, room).await;
+    }
+    app.put_rates(&hotel, &room_type, &plan, &night(0), &night(60), "50.00")
+        .await;
+    app.create_room("R1").await;
+    let (guest, token) = app.user_with_role("guest", Role::Guest).await;
+    let (_, staff) = app.user_with_role("staff", Role::Staff).await;
+    let stay = |from: u64, to: u64| {
+        json!({"hotel_id": hotel, "room_type_id": room_type, "rate_plan_id": plan,
+               "check_in": night(from), "check_out": night(to)})
+    };
+    let as_guest =
+        |body: Value| app.request_as(Some(&token), Method::POST, "/bookings", Some(body));
+
+    as_guest(stay(1, 5))
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "guest_limit");
+    let first = as_guest(stay(1, 4)).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    // A change may not stretch it beyond the limit either.
+    let stretched = app
+        .request_as(
+            Some(&token),
+            Method::PATCH,
+            &format!("/bookings/{}", id(&first.body)),
+            Some(json!({"check_out": night(10)})),
+        )
+        .await;
+    stretched.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "guest_limit");
+    // The second live booking is the last: by /book as well as /bookings.
+    let second = app
+        .request_as(
+            Some(&token),
+            Method::POST,
+            "/book",
+            Some(json!({"room_name": "R1", "user_name": "guest", "date": night(7)})),
+        )
+        .await;
+    assert_eq!(second.status, StatusCode::CREATED, "{}", second.body);
+    as_guest(stay(10, 11))
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "guest_limit");
+    app.request_as(
+        Some(&token),
+        Method::POST,
+        "/book",
+        Some(json!({"room_name": "R1", "user_name": "guest", "date": night(8)})),
+    )
+    .await
+    .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "guest_limit");
+    assert_eq!(
+        app.count("select count(*) from bookings").await,
+        2,
+        "refusals wrote nothing"
+    );
+    // Staff are not held to the guest limits, not even booking for the guest.
+    let by_staff = app
+        .request_as(
+            Some(&staff),
+            Method::POST,
+            "/bookings",
+            Some(
+                json!({"hotel_id": hotel, "room_type_id": room_type, "rate_plan_id": plan,
+                        "check_in": night(20), "check_out": night(30), "user_id": guest}),
+            ),
+        )
+        .await;
+    assert_eq!(by_staff.status, StatusCode::CREATED, "{}", by_staff.body);
+    // A cancelled booking no longer counts.
+    let cancelled = app
+        .request_as(
+            Some(&token),
+            Method::DELETE,
+            &format!("/bookings/{}", id(&first.body)),
+            None,
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn the_token_command_does_not_promote_an_existing_guest_silently() {
+    let app = TestApp::new().await;
+    let Some(url) = app.database_url() else {
+        eprintln!("skipped: the test server is DATABASE_URL's, whose password is not at hand");
+        return;
+    };
+    app.user_with_role("guest", Role::Guest).await;
+    let token = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_room-booking"))
+            .env("DATABASE_URL", &url)
+            .env("JWT_SECRET", common::TEST_SECRET)
+            .env("RUST_LOG", "warn")
+            .arg("token")
+            .args(args)
+            .output()
+            .expect("run room-booking token")
+    };
+    let refused = token(&["guest", "--create-admin"]);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("is not an admin"), "{message}");
+    assert!(refused.stdout.is_empty());
+    assert_eq!(
+        app.count("select count(*) from users where role = 'admin' and name = 'guest'")
+            .await,
+        0
+    );
+
+    let promoted = token(&["guest", "--promote"]);
+    assert!(
+        promoted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&promoted.stderr)
+    );
+    let minted = String::from_utf8_lossy(&promoted.stdout).trim().to_owned();
+    let claims = app.keys.verify(&minted).expect("a valid token");
+    assert_eq!(claims.role, Role::Admin);
+    assert_eq!(
+        claims.ver, 1,
+        "the promotion ended the guest's earlier tokens"
+    );
+    assert_eq!(
+        app.request_as(Some(&minted), Method::GET, "/users", None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // A new name is created as an admin.
+    let created = token(&["root", "--create-admin"]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    assert_eq!(
+        app.count("select count(*) from users where role = 'admin' and name = 'root'")
+            .await,
+        1
+    );
+}

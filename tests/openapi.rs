@@ -1,0 +1,160 @@
+//! The published contract: `GET /openapi.json` is OpenAPI 3.1, documents
+//! every route the Router serves and nothing else, and gives every problem
+//! answer the `Problem` schema.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use common::{TestApp, declared_routes, route_shape};
+use serde_json::Value;
+
+const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
+
+async fn document(app: &TestApp) -> Value {
+    let response = app
+        .request_as(None, Method::GET, "/openapi.json", None)
+        .await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.header("content-type"), "application/json");
+    response.body
+}
+
+/// Every (method, path shape) the document describes.
+fn documented(document: &Value) -> BTreeSet<(String, String)> {
+    let paths = document["paths"].as_object().expect("paths");
+    paths
+        .iter()
+        .flat_map(|(path, item)| {
+            METHODS
+                .iter()
+                .filter(|method| item.get(**method).is_some())
+                .map(|method| (method.to_uppercase(), route_shape(path)))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// A concrete path for a templated one: every parameter a fresh UUID.
+fn concrete(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            if segment.starts_with('{') {
+                uuid::Uuid::new_v4().to_string()
+            } else {
+                segment.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[tokio::test]
+async fn the_document_is_openapi_3_1_with_the_bearer_scheme_and_problems() {
+    let app = TestApp::new().await;
+    let document = document(&app).await;
+    assert_eq!(document["openapi"], "3.1.0");
+    assert_eq!(
+        document["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let codes = document["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .expect("the codes are listed");
+    for code in [
+        "room_already_booked",
+        "date_in_past",
+        "not_found",
+        "validation_failed",
+    ] {
+        assert!(codes.contains(&Value::from(code)), "{code}");
+    }
+    let book = &document["paths"]["/book"]["post"];
+    assert!(book["requestBody"]["content"]["application/json"]["example"].is_object());
+    assert_eq!(book["security"][0]["bearer"], serde_json::json!([]));
+    for status in ["201", "400", "401", "404", "409", "422", "503"] {
+        assert!(
+            book["responses"][status].is_object(),
+            "/book answers {status}"
+        );
+    }
+    assert_eq!(
+        book["responses"]["409"]["content"]["application/problem+json"]["schema"]["$ref"],
+        "#/components/schemas/Problem"
+    );
+    // Public routes carry no security requirement; private ones do.
+    assert!(
+        document["paths"]["/auth/token"]["post"]
+            .get("security")
+            .is_none()
+    );
+    assert!(document["paths"]["/bookings"]["post"]["security"].is_array());
+    // Operation ids are unique.
+    let mut ids = BTreeSet::new();
+    for item in document["paths"].as_object().expect("paths").values() {
+        for method in METHODS {
+            if let Some(operation) = item.get(method) {
+                let id = operation["operationId"].as_str().expect("an id").to_owned();
+                assert!(ids.insert(id.clone()), "duplicate operationId {id}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_served_route_is_documented_and_every_documented_one_served() {
+    let app = TestApp::new().await;
+    let document = document(&app).await;
+    let documented = documented(&document);
+    let declared: BTreeSet<(String, String)> = declared_routes().into_iter().collect();
+    assert!(declared.len() >= 30, "routes.rs was not read");
+    let undocumented: Vec<_> = declared.difference(&documented).collect();
+    assert!(
+        undocumented.is_empty(),
+        "served, not documented: {undocumented:?}"
+    );
+    let unserved: Vec<_> = documented.difference(&declared).collect();
+    assert!(
+        unserved.is_empty(),
+        "documented, not declared: {unserved:?}"
+    );
+
+    // And the running Router agrees: for each documented path, a method it
+    // does not serve answers 405 with exactly the documented methods in `Allow`.
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        let request = Request::builder()
+            .method(Method::TRACE)
+            .uri(concrete(path))
+            .body(Body::empty())
+            .expect("a request");
+        let response = app.send(request).await;
+        response.assert_problem(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+        let allowed: BTreeSet<String> = response
+            .header("allow")
+            .split(',')
+            .map(|method| method.trim().to_lowercase())
+            .filter(|method| method != "head")
+            .collect();
+        let described: BTreeSet<String> = METHODS
+            .iter()
+            .filter(|method| item.get(**method).is_some())
+            .map(|method| method.to_string())
+            .collect();
+        assert_eq!(allowed, described, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_method_answers_a_problem_with_allow() {
+    let app = TestApp::new().await;
+    let response = app
+        .request(Method::PUT, "/book", Some(serde_json::json!({})))
+        .await;
+    response.assert_problem(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    assert_eq!(response.header("allow"), "POST");
+    let unknown = app.get("/no/such/path").await;
+    unknown.assert_problem(StatusCode::NOT_FOUND, "not_found");
+    let _ = header::ALLOW;
+}
