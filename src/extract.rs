@@ -99,6 +99,10 @@ fn query_has_nul(query: &str) -> bool {
 /// The header of the IETF Idempotency-Key draft.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
+/// Marks an answer replayed for a repeated `Idempotency-Key`.
+pub const REPLAYED: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("idempotent-replayed");
+
 /// Reads a request before any handler: refuses NUL characters in the query
 /// string and in a JSON body, and fingerprints the request (method, path,
 /// query, body) when it carries an `Idempotency-Key`. Bodies are read only

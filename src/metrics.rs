@@ -15,7 +15,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, Prometheu
 use sqlx::PgPool;
 
 use crate::error::ErrorCode;
-use crate::handlers::idempotency::REPLAYED;
+use crate::extract::REPLAYED;
 
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));

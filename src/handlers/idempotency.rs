@@ -8,7 +8,7 @@
 //! nothing, and may be sent again with the same key.
 
 use axum::body::Body;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
@@ -16,11 +16,8 @@ use uuid::Uuid;
 use crate::db::BoxFuture;
 use crate::db::idempotency::{self, KeyState, StoredResponse};
 use crate::error::{Error, ErrorCode, Result};
-use crate::extract::IdempotencyKey;
+use crate::extract::{IdempotencyKey, REPLAYED};
 use crate::state::AppState;
-
-/// Marks a replayed answer.
-pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// Runs `work` on a connection of the pool; with a key, inside a transaction
 /// that also records (or replays) its answer.
