@@ -199,6 +199,10 @@ on_exit() {
             kill -0 "$pid" 2>/dev/null && kill -QUIT "$pid" 2>/dev/null || true
         fi
     done
+    if [[ $status -ne 0 && -n "$SERVICE_LOG" && -f "$SERVICE_LOG" ]]; then
+        echo "--- last lines of $SERVICE_LOG (without per-request lines) ---" >&2
+        { grep -av 'finished processing request' "$SERVICE_LOG" || true; } | tail -n 20 >&2
+    fi
     if [[ $status -ne 0 || "${CHAOS_KEEP:-}" == 1 ]]; then
         echo "chaos.sh: kept $RUN_DIR (service logs service-*.log, PostgreSQL logs */postgres.log, pg_ctl-*.log)" >&2
     else
@@ -257,6 +261,11 @@ check_log() { # name: no panic; what the service logged at ERROR (the 5xx lines 
     local panics file="$RUN_DIR/log-errors-$1.txt"
     panics=$(grep -ac 'panicked' "$SERVICE_LOG" || true)
     [[ "$panics" -eq 0 ]] || fail "$1: the service log has $panics 'panicked' lines"
+    # The service's own count of 5xx answers other than 503, beside the client's.
+    local n5xx
+    n5xx=$({ grep -aE 'finished processing request.* status=5[0-9][0-9]' "$SERVICE_LOG" || true; } | { grep -acv 'status=503' || true; })
+    if [[ "$n5xx" -eq 0 ]]; then note "$1: the service log shows no 5xx answer other than 503"
+    else fail "$1: the service log shows $n5xx answers 5xx other than 503"; fi
     # tower_http logs every 5xx answer at ERROR: the client counts those.
     { grep -a ' ERROR ' "$SERVICE_LOG" || true; } | { grep -av 'tower_http::trace::on_failure' || true; } \
         | sed -E 's/^[^ ]+ +ERROR +//; s/ dir=[^ ]*//; s/request_id="[^"]*"//' | cut -c1-200 \
@@ -280,11 +289,11 @@ run_phase() { # name server room-prefix fault-label fault-command pg-host passwo
         --warmup "$WARMUP" --after "$AFTER" --request-timeout "$REQUEST_TIMEOUT_S" \
         --recovery-target "$RECOVERY_TARGET" --fault-label "$label" --fault-cmd "$fault" \
         --fault-log "$RUN_DIR/fault-$name.log" --pg-host "$host" --pid-file "$host/postmaster.pid" \
-        --db-url "$url" "${pw[@]}" --out "$out" \
+        --db-url "$url" "${pw[@]}" --service-pid "$SERVICE_PID" --out "$out" \
         || die "$name: the chaos client failed"
     [[ -f "$out" ]] || die "$name: the chaos client wrote no result"
     PHASE_FILES+=("$out")
-    kill -0 "$SERVICE_PID" 2>/dev/null || fail "$name: the service died"
+    kill -0 "$SERVICE_PID" 2>/dev/null || die "$name: the service died (see $out and $SERVICE_LOG)"
 }
 
 pg_ctl_log() { # a log file PostgreSQL's user may write, for pg_ctl -l

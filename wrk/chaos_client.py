@@ -141,6 +141,7 @@ class Phase:
         self.t_back = None
         self.new_pid = None
         self.poll_stop = False
+        self.service_dead = False
         today = datetime.datetime.now(datetime.timezone.utc).date()
         pairs = [(r, n) for r in range(args.rooms) for n in range(1, args.nights + 1)]
         random.Random(args.seed).shuffle(pairs)
@@ -250,7 +251,7 @@ class Phase:
                 with self.lock:
                     self.statuses[label] += 1
                     self.events.append((done, label))
-                self.problem(f"{label} at {done:.2f} s (key {task.key}); retrying with the same key")
+                self.problem(f"{label}; retried with the same key")
                 self.retry_or_give_up(task, random.uniform(0.2, 0.5))
                 continue
             code = None
@@ -338,6 +339,10 @@ class Phase:
             # The probe's start: a server found accepting was accepting by its end,
             # so "back" taken at the start errs towards a longer back -> 201.
             t = self.now()
+            if self.args.service_pid and not os.path.exists(f"/proc/{self.args.service_pid}"):
+                if not self.service_dead:
+                    self.problem(f"the service (pid {self.args.service_pid}) is gone")
+                self.service_dead = True
             pid = self.read_pid()
             try:
                 rc = subprocess.run(["pg_isready", "-q", "-h", self.args.pg_host, "-t", "2"],
@@ -390,9 +395,9 @@ class Phase:
 
         # -- PostgreSQL back
         limit = self.t_fault + args.max_outage
-        while self.now() < limit and self.t_back is None:
+        while self.now() < limit and self.t_back is None and not self.service_dead:
             time.sleep(0.02)
-        if self.t_back is None:
+        if self.t_back is None and not self.service_dead:
             self.problem(f"PostgreSQL was not back (a new postmaster accepting connections) "
                          f"{args.max_outage:g} s after the fault")
         else:
@@ -403,26 +408,26 @@ class Phase:
         first = None
         if self.t_back is not None:
             limit = self.t_back + args.max_recovery
-            while self.now() < limit:
+            while self.now() < limit and not self.service_dead:
                 first = self.first_201_after(self.t_back)
                 if first is not None:
                     break
                 time.sleep(0.02)
-            if first is None:
+            if first is None and not self.service_dead:
                 self.problem(f"no 201 within {args.max_recovery:g} s of PostgreSQL being back")
             else:
                 log(f"{args.name}: first 201 {first - self.t_back:.2f} s after PostgreSQL was back")
 
         # -- steady load again for a while, then drain
         settle_from = first if first is not None else self.now()
-        while self.now() < settle_from + args.after:
+        while self.now() < settle_from + args.after and not self.service_dead:
             time.sleep(0.05)
         with self.lock:
             self.producing = False
             t_stop = self.now()
         log(f"{args.name}: load stopped at {t_stop:.1f} s; waiting for every booking's final answer")
         limit = self.now() + args.drain
-        while self.now() < limit:
+        while self.now() < limit and not self.service_dead:
             with self.lock:
                 if self.open_tasks == 0:
                     break
@@ -431,7 +436,7 @@ class Phase:
             self.stop_workers = True
             self.wake.notify_all()
             unresolved = self.open_tasks
-        if unresolved:
+        if unresolved and not self.service_dead:
             self.problem(f"{unresolved} bookings had no final answer {args.drain:g} s after the load stopped")
         for worker in workers:
             worker.join(timeout=args.client_timeout + 5)
@@ -735,6 +740,7 @@ def main():
     p.add_argument("--pg-host", required=True, help="the socket directory, for pg_isready -h")
     p.add_argument("--pid-file", required=True, help="the cluster's postmaster.pid")
     p.add_argument("--poll-interval", type=float, default=0.05)
+    p.add_argument("--service-pid", type=int, help="stop early when this process is gone")
     p.add_argument("--db-url", required=True)
     p.add_argument("--db-password-file")
     p.add_argument("--out", required=True)
