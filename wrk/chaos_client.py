@@ -459,7 +459,8 @@ class Phase:
         t_fault, t_back = self.t_fault, self.t_back
         before = [d for d in self.done_201 if d < t_fault]
         last_before = max(before) if before else None
-        warm_rate = len([d for d in before if d >= t_fault - min(args.warmup, 5.0)]) / min(args.warmup, 5.0)
+        window = max(min(args.warmup, 5.0), 0.1)
+        warm_rate = len([d for d in before if d >= t_fault - window]) / window
         after_from = first if first is not None else t_stop
         after_window = [d for d in self.done_201 if after_from + 1.0 <= d < t_stop]
         after_rate = len(after_window) / max(t_stop - after_from - 1.0, 1e-9) if t_stop > after_from + 1.0 else None
