@@ -98,7 +98,7 @@ fn complete_operation(method: &str, path: &str, operation: &mut Value) {
     let mut common = vec![
         (
             "400",
-            "Malformed request: a body, query, path id or header that cannot be read (`malformed_request`)",
+            "Malformed request: a body, query, path id or header that cannot be read, a body that is not a JSON object, or a string holding a NUL character, which PostgreSQL text cannot store (`malformed_request`)",
         ),
         (
             "500",
