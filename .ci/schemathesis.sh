@@ -31,7 +31,9 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "schemathesis $SCHEMATHESIS_VERSION and openapi-spec-validator $VALIDATOR_VERSION in $venv"
 installed() {
-    "$venv/bin/python" -m pip show "$1" 2>/dev/null | grep -qx "Version: $2"
+    "$venv/bin/python" -c 'import sys
+from importlib.metadata import version
+sys.exit(version(sys.argv[1]) != sys.argv[2])' "$1" "$2" 2>/dev/null
 }
 if ! installed schemathesis "$SCHEMATHESIS_VERSION" || ! installed openapi-spec-validator "$VALIDATOR_VERSION"; then
     python3 -m venv "$venv"
