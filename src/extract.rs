@@ -8,18 +8,20 @@
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
+use utoipa::IntoParams;
 
 use crate::error::Error;
 
-/// `axum::Json`, rejecting with the service's problem document and refusing
-/// strings that contain NUL.
+/// `axum::Json`, rejecting with the service's problem document, refusing
+/// strings that contain NUL (see [`screen_request`]) and bodies that are not
+/// a JSON object.
 pub struct Json<T>(pub T);
 
 impl<T, S> FromRequest<S> for Json<T>
@@ -30,7 +32,22 @@ where
     type Rejection = Error;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Error> {
-        let axum::Json(value) = axum::Json::<T>::from_request(request, state).await?;
+        if !is_json(request.headers()) {
+            return Err(Error::UnsupportedMediaType);
+        }
+        let bytes =
+            Bytes::from_request(request, state)
+                .await
+                .map_err(|rejection| match rejection.status() {
+                    StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge,
+                    _ => Error::Malformed(rejection.body_text()),
+                })?;
+        // Every body of this API is an object; serde would also read a
+        // struct from an array of its fields (`[null, null]`).
+        if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(Error::Malformed("the body must be a JSON object".into()));
+        }
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
         Ok(Json(value))
     }
 }
@@ -73,6 +90,26 @@ impl From<PathRejection> for Error {
     fn from(rejection: PathRejection) -> Self {
         Error::Malformed(rejection.body_text())
     }
+}
+
+/// Whether the request says its body is JSON: `application/json` or
+/// `application/*+json`, parameters (`; charset=utf-8`) aside, as `axum::Json` has it.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(content_type) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence
+        .strip_prefix("application/")
+        .is_some_and(|subtype| subtype == "json" || subtype.ends_with("+json"))
 }
 
 /// Whether a JSON text holds a NUL character in a string (`\u0000`). JSON
@@ -150,6 +187,24 @@ fn fingerprint(parts: &Parts, body: &Bytes) -> Fingerprint {
     Fingerprint(hash.finalize().into())
 }
 
+/// The `Idempotency-Key` header as the OpenAPI document describes it: the
+/// pattern is exactly what [`IdempotencyKey`] takes (1 to 255 visible ASCII
+/// characters, bare or in double quotes; `""` is empty, so not a key).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyKeyHeader {
+    /// Makes a retry safe: the same key and request replay the first answer
+    /// (marked `Idempotent-Replayed: true`); the same key with another
+    /// request answers `422`, and while the first still runs, `409`.
+    #[param(
+        rename = "Idempotency-Key",
+        required = false,
+        pattern = r#"^(?:"[!-~]{1,255}"|[!-~]|[!#-~][!-~]|"[!#-~]|[!-~]{3,255})$"#
+    )]
+    #[allow(dead_code)] // Read by `IdempotencyKey`; here for the document only.
+    idempotency_key: String,
+}
+
 /// The `Idempotency-Key` of a request, when it has one, with the request's
 /// fingerprint. A key is 1 to 255 visible ASCII characters; the draft's
 /// quoted form (`"abc"`, a structured-field string) is accepted too.
@@ -194,6 +249,22 @@ mod tests {
         assert!(json_has_nul(br#"{"name":"\\\u0000"}"#));
         assert!(!json_has_nul(br#"{"name":"\\u0000"}"#));
         assert!(!json_has_nul(br#"{"name":"a"}"#));
+    }
+
+    #[test]
+    fn reads_json_content_types_as_axum_does() {
+        let with = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, value.parse().expect("a header value"));
+            is_json(&headers)
+        };
+        assert!(with("application/json"));
+        assert!(with("application/json; charset=utf-8"));
+        assert!(with("Application/JSON"));
+        assert!(with("application/problem+json"));
+        assert!(!with("text/plain"));
+        assert!(!with("application/jsonx"));
+        assert!(!is_json(&HeaderMap::new()));
     }
 
     #[test]

@@ -83,7 +83,35 @@ fn build() -> Value {
             }
         }
     }
+    link_created_bookings(&mut document);
     document
+}
+
+/// The bookings that `POST /book` and `POST /bookings` create are what every
+/// `/bookings/{id}` operation takes: OpenAPI links say so, for clients and
+/// for schemathesis's stateful phase (which cannot guess it from `/book`).
+fn link_created_bookings(document: &mut Value) {
+    let mut links = serde_json::Map::new();
+    if let Some(paths) = document["paths"].as_object() {
+        let on_a_booking = paths
+            .iter()
+            .filter(|(path, _)| *path == "/bookings/{id}" || path.starts_with("/bookings/{id}/"));
+        for (_, item) in on_a_booking {
+            let operations = METHODS.iter().filter_map(|method| item.get(*method));
+            for id in operations.filter_map(|operation| operation["operationId"].as_str()) {
+                links.insert(
+                    id.to_owned(),
+                    json!({ "operationId": id, "parameters": { "id": "$response.body#/id" } }),
+                );
+            }
+        }
+    }
+    for creator in ["/book", "/bookings"] {
+        let created = &mut document["paths"][creator]["post"]["responses"]["201"];
+        if created.is_object() {
+            created["links"] = Value::Object(links.clone());
+        }
+    }
 }
 
 /// Names the operation after its method and path, and gives every problem
@@ -98,7 +126,7 @@ fn complete_operation(method: &str, path: &str, operation: &mut Value) {
     let mut common = vec![
         (
             "400",
-            "Malformed request: a body, query, path id or header that cannot be read (`malformed_request`)",
+            "Malformed request: a body, query, path id or header that cannot be read, a body that is not a JSON object, or a string holding a NUL character, which PostgreSQL text cannot store (`malformed_request`)",
         ),
         (
             "500",
@@ -166,6 +194,19 @@ mod tests {
             "get_hotels_id_room_types"
         );
         assert_eq!(operation_id("get", "/openapi.json"), "get_openapi_json");
+    }
+
+    #[test]
+    fn created_bookings_link_to_their_operations() {
+        let document = document();
+        for creator in ["/book", "/bookings"] {
+            let links = &document["paths"][creator]["post"]["responses"]["201"]["links"];
+            let cancel = &links["delete_bookings_id"];
+            assert_eq!(cancel["operationId"], "delete_bookings_id", "{creator}");
+            assert_eq!(cancel["parameters"]["id"], "$response.body#/id");
+            assert!(links["post_bookings_id_check_in"].is_object(), "{creator}");
+            assert!(links["get_bookings_id_invoice"].is_object(), "{creator}");
+        }
     }
 
     #[test]

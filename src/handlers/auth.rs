@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::users::{UserBody, name_taken};
-use super::{created, parse_name};
+use super::{NameSchema, created, parse_name};
 use crate::auth::{Password, TOKEN_TTL_SECONDS};
 use crate::db::users::{self, NewUser};
 use crate::domain::Role;
@@ -17,10 +17,10 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
-    #[schema(example = "alice")]
+    #[schema(value_type = NameSchema, example = "alice")]
     pub name: String,
     /// 8 to 256 characters.
-    #[schema(value_type = String, format = Password, example = "correct horse")]
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 256, example = "correct horse")]
     pub password: Password,
 }
 

@@ -12,7 +12,7 @@ use crate::auth::TokenClaims;
 use crate::db::book::{Caller, NightBooking, book_night};
 use crate::domain::{BookingStatus, parse_seed_date};
 use crate::error::{Error, ErrorCode, Result};
-use crate::extract::{IdempotencyKey, Json};
+use crate::extract::{IdempotencyKey, IdempotencyKeyHeader, Json};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -48,7 +48,7 @@ pub struct BookedNight {
     path = "/book",
     tag = "book",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body replay the first answer")),
+    params(IdempotencyKeyHeader),
     request_body(content = BookNight, example = json!({"room_name": "ROOM7", "user_name": "user3", "date": "24.11.27"})),
     responses(
         (status = 201, description = "Booked", body = BookedNight, headers(("location" = String, description = "/bookings/{id}"))),

@@ -16,7 +16,7 @@ use crate::domain::{
     Booking, BookingStatus, Invoice, InvoiceLine, InvoiceStatus, Role, Stay, parse_timezone,
 };
 use crate::error::{Error, Result};
-use crate::extract::{IdempotencyKey, Json, Path, Query};
+use crate::extract::{IdempotencyKey, IdempotencyKeyHeader, Json, Path, Query};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -29,12 +29,14 @@ pub struct NewBookingRequest {
     pub room_id: Option<Uuid>,
     pub rate_plan_id: Uuid,
     /// `YYYY-MM-DD`.
-    #[schema(example = "2027-03-26")]
+    #[schema(format = Date, example = "2027-03-26")]
     pub check_in: String,
     /// `YYYY-MM-DD`, the day of departure (not a night of the stay).
-    #[schema(example = "2027-03-28")]
+    #[schema(format = Date, example = "2027-03-28")]
     pub check_out: String,
     /// 1 to 100; absent: 1.
+    #[serde(default, deserialize_with = "super::whole::option")]
+    #[schema(minimum = 1, maximum = 100)]
     pub guests: Option<i32>,
     /// Staff may book for another user.
     pub user_id: Option<Uuid>,
@@ -43,9 +45,9 @@ pub struct NewBookingRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BookingChangeRequest {
-    #[schema(example = "2027-03-26")]
+    #[schema(format = Date, example = "2027-03-26")]
     pub check_in: Option<String>,
-    #[schema(example = "2027-03-29")]
+    #[schema(format = Date, example = "2027-03-29")]
     pub check_out: Option<String>,
     pub room_type_id: Option<Uuid>,
 }
@@ -56,8 +58,10 @@ pub struct BookingQuery {
     pub status: Option<BookingStatus>,
     pub hotel_id: Option<Uuid>,
     /// Stays that end after this date (`YYYY-MM-DD`).
+    #[param(format = Date)]
     pub from: Option<String>,
     /// Stays that begin before this date (`YYYY-MM-DD`).
+    #[param(format = Date)]
     pub to: Option<String>,
 }
 
@@ -171,7 +175,7 @@ impl From<InvoiceLine> for InvoiceLineBody {
     path = "/bookings",
     tag = "bookings",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    params(IdempotencyKeyHeader),
     request_body = NewBookingRequest,
     responses(
         (status = 201, description = "Booked", body = BookingBody, headers(("location" = String))),
@@ -295,7 +299,7 @@ pub async fn get(
     path = "/bookings/{id}",
     tag = "bookings",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    params(("id" = Uuid, Path), IdempotencyKeyHeader),
     request_body = BookingChangeRequest,
     responses(
         (status = 200, description = "The changed booking", body = BookingBody),
@@ -344,7 +348,7 @@ pub async fn update(
     path = "/bookings/{id}",
     tag = "bookings",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    params(("id" = Uuid, Path), IdempotencyKeyHeader),
     responses(
         (status = 204, description = "Cancelled"),
         (status = 404, description = "No such booking, or not the caller's"),
@@ -376,7 +380,7 @@ pub async fn cancel(
     path = "/bookings/{id}/check-in",
     tag = "bookings",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    params(("id" = Uuid, Path), IdempotencyKeyHeader),
     responses(
         (status = 200, description = "Checked in", body = BookingBody),
         (status = 403, description = "Not staff"),
@@ -400,7 +404,7 @@ pub async fn check_in(
     path = "/bookings/{id}/check-out",
     tag = "bookings",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    params(("id" = Uuid, Path), IdempotencyKeyHeader),
     responses(
         (status = 200, description = "Checked out", body = BookingBody),
         (status = 403, description = "Not staff"),
@@ -424,7 +428,7 @@ pub async fn check_out(
     path = "/bookings/{id}/no-show",
     tag = "bookings",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    params(("id" = Uuid, Path), IdempotencyKeyHeader),
     responses(
         (status = 200, description = "Marked as a no-show", body = BookingBody),
         (status = 403, description = "Not staff"),

@@ -12,7 +12,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{
-    Page, Pagination, created, hh_mm, in_use, parse_date, parse_guests, parse_name, parse_stay,
+    NameSchema, Page, Pagination, created, hh_mm, in_use, parse_date, parse_guests, parse_name,
+    parse_stay,
 };
 use crate::auth::AuthUser;
 use crate::db::hotels::{self, Deletion, HotelChange, NewHotel, RatesQuery, RatesUpsert};
@@ -206,6 +207,7 @@ impl From<RateOffer> for RateOfferBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewHotelRequest {
+    #[schema(value_type = NameSchema)]
     pub name: String,
     #[serde(default)]
     pub city: String,
@@ -223,6 +225,7 @@ pub struct NewHotelRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HotelChangeRequest {
+    #[schema(value_type = Option<NameSchema>)]
     pub name: Option<String>,
     pub city: Option<String>,
     #[schema(example = "Europe/Paris")]
@@ -239,9 +242,12 @@ pub struct HotelChangeRequest {
 pub struct HotelQuery {
     pub city: Option<String>,
     /// With `check_out`: search for a stay (`YYYY-MM-DD`).
+    #[param(format = Date)]
     pub check_in: Option<String>,
+    #[param(format = Date)]
     pub check_out: Option<String>,
     /// 1 to 100 (default 1).
+    #[param(minimum = 1, maximum = 100)]
     pub guests: Option<i32>,
 }
 
@@ -249,43 +255,57 @@ pub struct HotelQuery {
 #[into_params(parameter_in = Query)]
 pub struct AvailabilityQuery {
     /// `YYYY-MM-DD`.
+    #[param(format = Date)]
     pub check_in: String,
     /// `YYYY-MM-DD`.
+    #[param(format = Date)]
     pub check_out: String,
     /// 1 to 100 (default 1).
+    #[param(minimum = 1, maximum = 100)]
     pub guests: Option<i32>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRoomType {
+    #[schema(value_type = NameSchema)]
     pub name: String,
     /// 1 to 100 guests, default 2.
+    #[serde(default, deserialize_with = "super::whole::option")]
+    #[schema(minimum = 1, maximum = 100)]
     pub capacity: Option<i32>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoomTypeChange {
+    #[schema(value_type = Option<NameSchema>)]
     pub name: Option<String>,
+    /// 1 to 100 guests.
+    #[serde(default, deserialize_with = "super::whole::option")]
+    #[schema(minimum = 1, maximum = 100)]
     pub capacity: Option<i32>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRatePlan {
+    #[schema(value_type = NameSchema)]
     pub name: String,
-    /// `null` or absent: non-refundable.
+    /// 0 to 8760 hours; `null` or absent: non-refundable.
+    #[serde(default, deserialize_with = "super::whole::option")]
+    #[schema(minimum = 0, maximum = 8760)]
     pub free_cancellation_hours: Option<i32>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RatePlanChange {
+    #[schema(value_type = Option<NameSchema>)]
     pub name: Option<String>,
-    /// `null`: non-refundable; absent: unchanged.
-    #[serde(default, with = "serde_with::rust::double_option")]
-    #[schema(value_type = Option<i32>)]
+    /// 0 to 8760 hours; `null`: non-refundable; absent: unchanged.
+    #[serde(default, deserialize_with = "super::whole::double_option")]
+    #[schema(value_type = Option<i32>, minimum = 0, maximum = 8760)]
     pub free_cancellation_hours: Option<Option<i32>>,
 }
 
@@ -295,16 +315,16 @@ pub struct RatesRequest {
     pub room_type_id: Uuid,
     pub rate_plan_id: Uuid,
     /// First night, `YYYY-MM-DD`.
-    #[schema(example = "2027-03-01")]
+    #[schema(format = Date, example = "2027-03-01")]
     pub from: String,
     /// Exclusive.
-    #[schema(example = "2027-04-01")]
+    #[schema(format = Date, example = "2027-04-01")]
     pub to: String,
-    /// At least 0, two decimal places at most.
-    #[schema(value_type = String, example = "129.00")]
+    /// 0 to 9999999999.99, two decimal places at most.
+    #[schema(value_type = String, pattern = r"^[0-9]{1,10}(\.[0-9]{1,2})?$", example = "129.00")]
     pub price: Decimal,
     /// ISO 4217.
-    #[schema(example = "EUR")]
+    #[schema(pattern = "^[A-Z]{3}$", example = "EUR")]
     pub currency: String,
 }
 
@@ -314,8 +334,10 @@ pub struct RatesListQuery {
     pub room_type_id: Option<Uuid>,
     pub rate_plan_id: Option<Uuid>,
     /// `YYYY-MM-DD`.
+    #[param(format = Date)]
     pub from: String,
     /// `YYYY-MM-DD`, exclusive.
+    #[param(format = Date)]
     pub to: String,
 }
 
@@ -341,6 +363,8 @@ pub async fn list(
     Query(query): Query<HotelQuery>,
 ) -> Result<Json<Page<HotelListItem>>> {
     let window = pagination.window()?;
+    // Checked with or without dates: a bad value is refused, never ignored.
+    let guests = parse_guests(query.guests)?;
     let city = query.city.as_deref().map(str::trim);
     let listed = match (query.check_in, query.check_out) {
         (None, None) => {
@@ -353,7 +377,6 @@ pub async fn list(
         }
         (Some(check_in), Some(check_out)) => {
             let stay = parse_stay(&check_in, &check_out, state.limits.search_nights)?;
-            let guests = parse_guests(query.guests)?;
             let (items, total) =
                 search::search_hotels(&state.pool, city, stay, guests, window).await?;
             let items = items

@@ -11,10 +11,14 @@ pub mod idempotency;
 pub mod rooms;
 pub mod users;
 
+use std::borrow::Cow;
+
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::{Name, Stay, Window, parse_iso_date};
@@ -36,8 +40,8 @@ fn created<T: Serialize>(location: String, body: T) -> Response {
 #[serde(default)]
 #[into_params(parameter_in = Query)]
 pub struct Pagination {
-    /// The page, from 1.
-    #[param(minimum = 1, default = 1)]
+    /// The page, from 1 to 1,000,000.
+    #[param(minimum = 1, maximum = 1_000_000, default = 1)]
     pub page: i64,
     /// Items per page, at most 100.
     #[param(minimum = 1, maximum = 100, default = 20)]
@@ -55,11 +59,17 @@ impl Default for Pagination {
 
 impl Pagination {
     pub const MAX_PER_PAGE: i64 = 100;
+    /// Keeps every offset within what the database takes; the OpenAPI
+    /// document states it, so a client can know which pages are valid.
+    pub const MAX_PAGE: i64 = 1_000_000;
 
     /// Checks the bounds: the rows of the page.
     pub fn window(self) -> Result<Window> {
-        if self.page < 1 {
-            return Err(Error::validation("`page` must be at least 1"));
+        if !(1..=Self::MAX_PAGE).contains(&self.page) {
+            return Err(Error::validation(format!(
+                "`page` must be between 1 and {}",
+                Self::MAX_PAGE
+            )));
         }
         if !(1..=Self::MAX_PER_PAGE).contains(&self.per_page) {
             return Err(Error::validation(format!(
@@ -67,13 +77,9 @@ impl Pagination {
                 Self::MAX_PER_PAGE
             )));
         }
-        let offset = (self.page - 1)
-            .checked_mul(self.per_page)
-            .filter(|offset| *offset <= i64::from(i32::MAX))
-            .ok_or_else(|| Error::validation("`page` is too large"))?;
         Ok(Window {
             limit: self.per_page,
-            offset,
+            offset: (self.page - 1) * self.per_page,
         })
     }
 }
@@ -99,6 +105,46 @@ impl<T> Page<T> {
             per_page: pagination.per_page,
             total,
         }
+    }
+}
+
+/// The OpenAPI schema of a name ([`Name::parse`]): 1 to 100 characters once
+/// trimmed of white space, none of them a control character. The pattern
+/// says exactly that, with Rust's white space (`char::is_whitespace`) and
+/// control characters (`char::is_control`), so that generated clients and
+/// fuzzers know which names are valid.
+pub struct NameSchema;
+
+impl NameSchema {
+    /// White space as `str::trim` removes it.
+    const SPACE: &str = r"\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+    /// Control characters.
+    const CONTROL: &str = r"\x00-\x1f\x7f-\x9f";
+
+    pub fn pattern() -> String {
+        let (space, control) = (Self::SPACE, Self::CONTROL);
+        let visible = format!("[^{control}{space}]");
+        let inner = Name::MAX_LEN - 2;
+        format!("^[{space}]*{visible}(?:[^{control}]{{0,{inner}}}{visible})?[{space}]*$")
+    }
+}
+
+impl utoipa::PartialSchema for NameSchema {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(Self::pattern()))
+            .description(Some(format!(
+                "1 to {} characters once trimmed of white space; no control characters",
+                Name::MAX_LEN
+            )))
+            .into()
+    }
+}
+
+impl ToSchema for NameSchema {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Name")
     }
 }
 
@@ -150,6 +196,68 @@ impl From<crate::db::bookings::BookingError> for Error {
             crate::db::bookings::BookingError::Refused(refusal) => refusal.into(),
             crate::db::bookings::BookingError::Database(error) => error.into(),
         }
+    }
+}
+
+/// Integers of a JSON body as JSON Schema has them: `2` and `2.0` alike (a
+/// whole number written with a fraction is still an integer); `2.5`, or one
+/// out of range, is refused like any other value of the wrong type (`400`).
+pub mod whole {
+    use std::fmt;
+
+    use serde::de::{self, Deserialize, Deserializer, Visitor};
+
+    struct Whole(i32);
+
+    impl<'de> Deserialize<'de> for Whole {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_i32(WholeVisitor)
+        }
+    }
+
+    struct WholeVisitor;
+
+    impl Visitor<'_> for WholeVisitor {
+        type Value = Whole;
+
+        fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+            formatter.write_str("an integer between -2147483648 and 2147483647")
+        }
+
+        fn visit_i64<E: de::Error>(self, value: i64) -> Result<Whole, E> {
+            i32::try_from(value)
+                .map(Whole)
+                .map_err(|_| E::invalid_value(de::Unexpected::Signed(value), &self))
+        }
+
+        fn visit_u64<E: de::Error>(self, value: u64) -> Result<Whole, E> {
+            i32::try_from(value)
+                .map(Whole)
+                .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(value), &self))
+        }
+
+        fn visit_f64<E: de::Error>(self, value: f64) -> Result<Whole, E> {
+            let whole = value.fract() == 0.0
+                && (f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&value);
+            if whole {
+                // Exact: a whole number within the range of i32.
+                Ok(Whole(value as i32))
+            } else {
+                Err(E::invalid_value(de::Unexpected::Float(value), &self))
+            }
+        }
+    }
+
+    /// An optional integer (`#[serde(default, deserialize_with = "whole::option")]`).
+    pub fn option<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i32>, D::Error> {
+        Option::<Whole>::deserialize(deserializer).map(|value| value.map(|Whole(value)| value))
+    }
+
+    /// Absent (`None`, with `#[serde(default)]`), `null` (`Some(None)`) or an integer.
+    pub fn double_option<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Option<i32>>, D::Error> {
+        option(deserializer).map(Some)
     }
 }
 

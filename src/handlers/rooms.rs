@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{Page, Pagination, created, in_use, parse_name};
+use super::{NameSchema, Page, Pagination, created, in_use, parse_name};
 use crate::auth::AuthUser;
 use crate::db::rooms::{self, RoomUpdate};
 use crate::domain::{Role, Room};
@@ -37,7 +37,7 @@ impl From<Room> for RoomBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRoom {
-    #[schema(example = "ROOM7")]
+    #[schema(value_type = NameSchema, example = "ROOM7")]
     pub name: String,
     /// Default: the room type's hotel, else the default hotel.
     pub hotel_id: Option<Uuid>,
@@ -48,6 +48,7 @@ pub struct NewRoom {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoomChange {
+    #[schema(value_type = Option<NameSchema>)]
     pub name: Option<String>,
     /// Another room type of the room's hotel.
     pub room_type_id: Option<Uuid>,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{Page, Pagination, created, in_use, parse_name};
+use super::{NameSchema, Page, Pagination, created, in_use, parse_name};
 use crate::auth::{AuthUser, Password};
 use crate::db::users::{self, NewUser, UserChange};
 use crate::domain::{Role, User};
@@ -37,19 +37,20 @@ impl From<User> for UserBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUserRequest {
-    #[schema(example = "user3")]
+    #[schema(value_type = NameSchema, example = "user3")]
     pub name: String,
     pub email: Option<String>,
     /// Default `guest`.
     pub role: Option<Role>,
     /// 8 to 256 characters.
-    #[schema(value_type = Option<String>, format = Password)]
+    #[schema(value_type = Option<String>, format = Password, min_length = 8, max_length = 256)]
     pub password: Option<Password>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserChangeRequest {
+    #[schema(value_type = Option<NameSchema>)]
     pub name: Option<String>,
     /// Absent: unchanged; `null`: cleared.
     #[serde(default, with = "serde_with::rust::double_option")]
@@ -58,7 +59,7 @@ pub struct UserChangeRequest {
     /// Admins only.
     pub role: Option<Role>,
     /// A new password (8 to 256 characters); ends the user's earlier tokens.
-    #[schema(value_type = Option<String>, format = Password)]
+    #[schema(value_type = Option<String>, format = Password, min_length = 8, max_length = 256)]
     pub password: Option<Password>,
     /// The current password, needed to change one's own.
     #[schema(value_type = Option<String>, format = Password)]
