@@ -4,13 +4,18 @@
 -- The exclusion constraint `bookings_no_overlap` decides conflicts; with
 -- `on conflict do nothing` a taken night yields no inserted row instead of an
 -- error, so the caller tells "taken" from "unknown" or "past" by what was found.
+-- The default hotel's id comes first (a scalar subquery on the partial unique
+-- index `hotels_one_default`), so that the room is found through the unique
+-- index on (hotel_id, name) in every plan, generic or custom, with fresh or
+-- stale statistics; `where h.is_default and r.name = $1` let the planner scan
+-- `rooms` by name when its statistics were old.
 -- wrk/bench.sh runs this very text under pgbench.
 with room as (
     select r.id, h.timezone, h.check_in_time, h.check_out_time,
            (now() at time zone h.timezone)::date as today
     from rooms r
     join hotels h on h.id = r.hotel_id
-    where h.is_default and r.name = $1
+    where r.hotel_id = (select id from hotels where is_default) and r.name = $1
 ),
 booker as (
     select id from users where name = $2
