@@ -376,12 +376,14 @@ if [[ -z "${TOKEN:-}" ]]; then
     [[ -n "$TOKEN" ]] || die "room-booking token printed no token"
 fi
 export TOKEN
-# The caller's user id (the token's `sub`), for the handler's SQL ($4).
-CALLER_ID=$(python3 -c '
+# The caller's user id (the token's `sub`) and token version (`ver`, 0 when the
+# token has none), for the handler's SQL.
+read -r CALLER_ID CALLER_VER < <(python3 -c '
 import base64, json, sys
 payload = sys.argv[1].split(".")[1]
-print(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"])' "$TOKEN") \
-    || die "TOKEN is not a JWT with a sub claim"
+claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+print(claims["sub"], int(claims.get("ver", 0)))' "$TOKEN") || true
+[[ -n "${CALLER_ID:-}" && "${CALLER_VER:-}" =~ ^[0-9]+$ ]] || die "TOKEN is not a JWT with a sub claim"
 
 # --- Inventory -----------------------------------------------------------------
 AUTH=(-H "Authorization: Bearer $TOKEN")
@@ -418,8 +420,11 @@ count_rooms() { sql -c "select count(*) || ' ' || count(*) filter (where h.is_de
 
 # --- pgbench scripts ---------------------------------------------------------------
 # From a statement with $1 room name, $2 user name, $3 the night and optionally
-# $4 the caller's id: the parameters become pgbench variables of the wrk
-# script's ranges (nights counted from today in UTC, as the wrk scripts do).
+# $4 the caller's id (and, as book.sql takes them since the booking limits,
+# $5 the horizon in days, $6 a guest's live bookings, $7 the caller's token
+# version, with the service's defaults or BOOKING_HORIZON_DAYS / GUEST_MAX_BOOKINGS):
+# the parameters become pgbench variables of the wrk script's ranges (nights
+# counted from today in UTC, as the wrk scripts do).
 gen_pgbench() { # src out room_prefix room_max night_min night_max
     python3 - "$@" <<'PY'
 import re, sys
@@ -431,10 +436,13 @@ params = {
     "2": "('user' || :u::text)",
     "3": "((now() at time zone 'UTC')::date + :d::int)",
     "4": "(:caller::uuid)",
+    "5": "(:horizon::integer)",
+    "6": "(:guest_limit::bigint)",
+    "7": "(:caller_ver::integer)",
 }
 found = set(re.findall(r"\$(\d+)", statement))
 if not {"1", "2", "3"} <= found <= set(params):
-    sys.exit(f"{src}: expected parameters $1, $2, $3 (and $4), found {sorted(found)}; update wrk/bench.sh")
+    sys.exit(f"{src}: expected parameters $1, $2, $3 (and $4..$7), found {sorted(found)}; update wrk/bench.sh")
 statement = re.sub(r"\$(\d+)", lambda m: params[m.group(1)], statement)
 with open(out, "w") as f:
     f.write(f"\\set r random(0, {room_max})\n\\set u random(0, 49)\n"
@@ -445,7 +453,8 @@ gen_pgbench "$BOOK_SQL" "$RUN_DIR/seed-handler.pgbench" ROOM 49 0 30
 gen_pgbench "$REFERENCE_SQL" "$RUN_DIR/seed-reference.pgbench" ROOM 49 0 30
 gen_pgbench "$BOOK_SQL" "$RUN_DIR/insert-handler.pgbench" BIG $((BIG_ROOMS - 1)) 1 "$BIG_NIGHTS"
 gen_pgbench "$REFERENCE_SQL" "$RUN_DIR/insert-reference.pgbench" BIG $((BIG_ROOMS - 1)) 1 "$BIG_NIGHTS"
-PGBENCH_VARS=(-D "caller=$CALLER_ID")
+PGBENCH_VARS=(-D "caller=$CALLER_ID" -D "caller_ver=$CALLER_VER" -D "horizon=${BOOKING_HORIZON_DAYS:-730}"
+              -D "guest_limit=${GUEST_MAX_BOOKINGS:-20}")
 
 # Bookings are emptied before each run: all of them, or (after the large data set
 # is loaded) only the default hotel's, so that the large set keeps its bookings.
@@ -736,7 +745,10 @@ explain_booking_path() { # label (statistics state)
                 'user', (select id from users where name = 'large-user-42'),
                 'booking', (select b.id from bookings b join rooms r on r.id = b.room_id
                             where r.hotel_id = h.id order by b.id limit 1),
-                'caller', '$CALLER_ID',
+                'caller', '$CALLER_ID', 'caller_ver', $CALLER_VER,
+                'user_ver', coalesce((select (to_jsonb(u) ->> 'token_version')::int from users u
+                                      where name = 'large-user-42'), 0),
+                'horizon', ${BOOKING_HORIZON_DAYS:-730}, 'guest_limit', ${GUEST_MAX_BOOKINGS:-20},
                 'check_in', current_date + 10, 'check_out', current_date + 13, 'night', current_date + 5)
             from hotels h
             join room_types rt on rt.hotel_id = h.id and rt.is_default
@@ -753,41 +765,70 @@ def file_statement(path):
     return "\n".join(l for l in lines if l.strip()).strip().rstrip(";").strip()
 
 queries = [json.load(open(f))["query"] for f in sorted(glob.glob(f"{sqlx_dir}/query-*.json"))]
-def cached(pattern):
-    found = [q for q in queries if re.search(pattern, q, re.S)]
-    if len(found) != 1:
-        sys.exit(f"bench.sh: {len(found)} statements in .sqlx/ match {pattern!r} (expected 1); update wrk/bench.sh")
-    return found[0]
+def cached(name, *patterns):
+    """The one cached statement that matches the first pattern matching any."""
+    for pattern in patterns:
+        found = [q for q in queries if re.search(pattern, q, re.S)]
+        if len(found) > 1:
+            sys.exit(f"bench.sh: {len(found)} statements in .sqlx/ match {pattern!r} ({name}); update wrk/bench.sh")
+        if found:
+            return found[0]
+    return None
 
 stay = f"daterange('{v['check_in']}', '{v['check_out']}')"
 nights = (f"array['{v['check_in']}'::date, '{v['check_in']}'::date + 1, '{v['check_in']}'::date + 2]",
           "array[100.00, 100.00, 100.00]::numeric[]")
-# name, what it is, statement, arguments of EXECUTE
+uuid = lambda key: f"'{v[key]}'::uuid"
+# name, what it is, statement, {number of parameters: arguments of EXECUTE}; the
+# variants follow the service's statements as they were and as they are on main
+# (token version, booking limits, allocation excluding the rooms tried).
+# A statement found in neither form stops the script; `optional` ones are skipped.
 statements = [
     ("book", "POST /book (src/db/book.sql)", file_statement(book_sql),
-     ["'ROOM7'", "'user3'", f"'{v['night']}'::date", f"'{v['caller']}'::uuid"]),
+     {4: ["'ROOM7'", "'user3'", f"'{v['night']}'::date", uuid("caller")],
+      7: ["'ROOM7'", "'user3'", f"'{v['night']}'::date", uuid("caller"), str(v["horizon"]), str(v["guest_limit"]),
+          str(v["caller_ver"])]}),
     ("reference", "wrk/reference.sql", file_statement(reference_sql),
-     ["'ROOM7'", "'user3'", f"'{v['night']}'::date"]),
-    ("auth", "the auth check (AuthUser: db::users::find_role)",
-     cached(r"^select role\b.*\bfrom users where id = \$1$"), [f"'{v['user']}'::uuid"]),
-    ("allocation-context", "POST /bookings: hotel, room type, rate plan (db::bookings::create_booking)",
-     cached(r"from hotels h\s+join room_types rt on rt\.hotel_id = h\.id\s+join rate_plans rp"),
-     [f"'{v['hotel']}'::uuid", f"'{v['rate_plan']}'::uuid", f"'{v['room_type']}'::uuid", "null::uuid"]),
-    ("allocation-free-rooms", "POST /bookings: free rooms of the type (db::bookings::free_rooms)",
-     cached(r"^select r\.id from rooms r\s+where r\.room_type_id = \$1"),
-     [f"'{v['room_type']}'::uuid", stay, "null::uuid"]),
-    ("allocation-price", "POST /bookings: nightly rates (db::bookings::price_stay)",
-     cached(r"from daily_rates\s+where room_type_id = \$1 and rate_plan_id = \$2"),
-     [f"'{v['room_type']}'::uuid", f"'{v['rate_plan']}'::uuid", f"'{v['check_in']}'::date", f"'{v['check_out']}'::date"]),
-    ("allocation-insert", "POST /bookings: insert (db::bookings::create_booking)",
-     cached(r"^insert into bookings \(room_id, user_id, stay, guests, check_in_at"),
-     [f"'{v['room']}'::uuid", f"'{v['user']}'::uuid", stay, "1", f"'{v['rate_plan']}'::uuid", "300.00", "'EUR'"]),
-    ("allocation-invoice", "POST /bookings: invoice (db::bookings::write_invoice)",
-     cached(r"^with invoice as \(\s+insert into invoices"),
-     [f"'{v['booking']}'::uuid", "'EUR'", "300.00", nights[0], nights[1]]),
-    ("allocation-answer", "POST /bookings: the booking as answered (db::bookings::fetch_booking)",
-     cached(r"from booking_details where id = \$1$"), [f"'{v['booking']}'::uuid"]),
+     {3: ["'ROOM7'", "'user3'", f"'{v['night']}'::date"]}),
+    ("auth", "the auth check of every route but /book (AuthUser)",
+     cached("auth", r'^select role as "role: Role" from users where id = \$1( and token_version = \$2)?$'),
+     {1: [uuid("user")], 2: [uuid("user"), str(v["user_ver"])]}),
+    ("allocation-context", "POST /bookings: hotel, room type, rate plan",
+     cached("context", r"from hotels h\s+join room_types rt on rt\.hotel_id = h\.id\s+join rate_plans rp"),
+     {4: [uuid("hotel"), uuid("rate_plan"), uuid("room_type"), "null::uuid"]}),
+    ("allocation-guest-limit", "POST /bookings by a guest: live bookings of the guest",
+     cached("guest limit", r"from live_bookings b\s+where b\.user_id = u\.id.*from users u where u\.id = \$1"),
+     {1: [uuid("user")]}, "optional"),
+    ("allocation-free-rooms", "POST /bookings: free rooms of the type (free_rooms)",
+     cached("free rooms", r"^select r\.id from rooms r\s+where r\.room_type_id = \$1"),
+     {3: [uuid("room_type"), stay, "null::uuid"],
+      5: [uuid("room_type"), stay, "null::uuid", "array[]::uuid[]", "8"]}),
+    ("allocation-price", "POST /bookings: nightly rates (price_stay)",
+     cached("price", r"from daily_rates\s+where room_type_id = \$1 and rate_plan_id = \$2"),
+     {4: [uuid("room_type"), uuid("rate_plan"), f"'{v['check_in']}'::date", f"'{v['check_out']}'::date"]}),
+    ("allocation-insert", "POST /bookings: insert",
+     cached("insert", r"^insert into bookings \(room_id, user_id, stay, guests, check_in_at"),
+     {7: [uuid("room"), uuid("user"), stay, "1", uuid("rate_plan"), "300.00", "'EUR'"]}),
+    ("allocation-invoice", "POST /bookings: invoice (write_invoice)",
+     cached("invoice", r"^with invoice as \(\s+insert into invoices"),
+     {5: [uuid("booking"), "'EUR'", "300.00", nights[0], nights[1]]}),
+    ("allocation-answer", "POST /bookings: the booking as answered",
+     cached("answer", r"from booking_details where id = \$1$",
+            r"from booking_details\s+where \(\$1::uuid is null or id = \$1\)"),
+     {1: [uuid("booking")],
+      8: [uuid("booking"), "null::booking_status", "null::uuid", "null::date", "null::date", "null::uuid", "1", "0"]}),
 ]
+found = []
+for name, what, text, variants, *optional in statements:
+    if text is None:
+        if optional:
+            continue
+        sys.exit(f"bench.sh: the statement '{name}' ({what}) is not in .sqlx/ in any form known; update wrk/bench.sh")
+    n = len(set(re.findall(r"\$(\d+)", text)))
+    if n not in variants:
+        sys.exit(f"bench.sh: the statement '{name}' now takes {n} parameters; update wrk/bench.sh")
+    found.append((name, what, text, variants[n]))
+statements = found
 with open(out, "w") as f:
     f.write("\\set ON_ERROR_STOP on\n\\pset pager off\nset client_min_messages = warning;\n")
     for name, what, text, args in statements:
@@ -905,7 +946,6 @@ if [[ $PROFILE == 1 ]]; then
         inferno-collapse-perf <"$RUN_DIR/perf-service.txt" >"$RUN_DIR/perf-service.folded"
         inferno-flamegraph --title "room-booking under wrk -t4 -c10 (seed workload)" \
             <"$RUN_DIR/perf-service.folded" >"$RESULTS_DIR/flamegraph-seed.svg"
-        cp "$RUN_DIR/perf-service.folded" "$RESULTS_DIR/flamegraph-seed.folded"
     else
         echo "bench.sh: inferno not found (cargo install inferno): no flame graph" >&2
     fi
@@ -913,8 +953,6 @@ if [[ $PROFILE == 1 ]]; then
         | grep -E '^ +[0-9]' | head -n 15 >"$RUN_DIR/perf-comm.txt" || true
     perf report -i "$PERF_DATA" --pid "$SERVICE_PID" --sort sym --stdio --no-children -g none 2>/dev/null \
         | grep -E '^ +[0-9]' | head -n 40 >"$RUN_DIR/perf-sym.txt" || true
-    perf report -i "$PERF_DATA" --pid "$SERVICE_PID" --sort dso --stdio --no-children -g none 2>/dev/null \
-        | grep -E '^ +[0-9]' | head -n 15 >"$RUN_DIR/perf-dso.txt" || true
     python3 - "$RUN_DIR" "$tag" "$RESULTS_DIR/profile-seed.md" "$COMMAND_LINE" "$DURATION" <<'PY'
 import datetime, json, sys
 run_dir, tag, out, command, duration = sys.argv[1:]
@@ -929,12 +967,42 @@ now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isofor
 md = [f"# Profile of POST /book under the seed workload, {now}", "",
       f"- Command: `{command}` (wrk -t4 -c10, {duration} s, under `perf record -a -g -F 499`)",
       f"- wrk: {n / (us / 1e6):.0f} req/s, p50 {p50:.2f} ms, p99 {p99:.2f} ms, {wrk['STATUS']}",
-      "- Flame graph of the service's stacks: `wrk/results/flamegraph-seed.svg` "
-      "(folded stacks: `flamegraph-seed.folded`)", "",
+      "- Flame graph of the service's stacks: `wrk/results/flamegraph-seed.svg`", "",
       "CPU samples by command, whole machine (perf report --sort comm):", "", "```",
       open(f"{run_dir}/perf-comm.txt").read().rstrip(), "```", "",
-      "The service's samples by shared object:", "", "```", open(f"{run_dir}/perf-dso.txt").read().rstrip(), "```", "",
-      "The service's hottest functions (self time):", "", "```", open(f"{run_dir}/perf-sym.txt").read().rstrip(), "```", ""]
+      "The service's hottest functions (self time, share of all samples):", "", "```",
+      open(f"{run_dir}/perf-sym.txt").read().rstrip(), "```", ""]
+# Inclusive shares of the service's own samples (weighted by cycles): stacks that
+# contain a frame of each kind. They overlap (the log line's write is also a syscall).
+import os, re
+folded = f"{run_dir}/perf-service.folded"
+if os.path.exists(folded):
+    kinds = [
+        ("kernel: TCP to and from wrk", r"tcp_sendmsg|tcp_recvmsg|tcp_v4_rcv|tcp_ack"),
+        ("kernel: the Unix socket to PostgreSQL", r"unix_stream"),
+        ("kernel: epoll (waiting for I/O readiness)", r"epoll"),
+        ("hyper: HTTP/1 parsing and writing", r"hyper::proto::h1::(role|io|decode|encode)|httparse"),
+        ("the per-request log line (tracing_subscriber: format and write)", r"tracing_subscriber"),
+        ("sqlx: the one statement, encode, decode, pool", r"sqlx_core|sqlx_postgres"),
+        ("JWT verification (room_booking::auth::Keys::verify)", r"Keys::verify|jsonwebtoken"),
+        ("JSON request and answer bodies (serde_json)", r"serde_json"),
+        ("problem document of the 409 (room_booking::error)", r"room_booking::error"),
+        ("malloc / free", r"^(malloc|cfree|free|realloc|_int_malloc|_int_free|malloc_consolidate)"),
+        ("tokio timers (request timeout)", r"tokio::runtime::time|tokio::time"),
+    ]
+    total, counts = 0, {k: 0 for k, _ in kinds}
+    for line in open(folded):
+        stack, _, n = line.rstrip().rpartition(" ")
+        n = int(n)
+        total += n
+        frames = stack.split(";")
+        for k, rx in kinds:
+            if any(re.search(rx, fr) for fr in frames):
+                counts[k] += n
+    md += ["Where the service's own CPU goes (share of its samples whose stack contains such a frame; "
+           "the kinds overlap):", "", "| share | kind |", "|---:|---|"]
+    md += [f"| {100 * counts[k] / total:.1f} % | {k} |" for k, _ in kinds if total]
+    md.append("")
 if pgss:
     calls = sum(s["calls"] for s in pgss)
     md += [f"pg_stat_statements during the run: {calls} statements for {n} requests "
