@@ -11,7 +11,9 @@
 # round) on one PostgreSQL of this script's own (initdb in a temporary
 # directory, Unix socket only, as `postgres` when root), empties `bookings`,
 # runs wrk for the duration, stops the service, and at the end prints per
-# variant the median, min and max of requests/s, p50 and p99.
+# variant the median, min and max of requests/s, p50, p99 and the CPU time per
+# request of the service and of PostgreSQL (from /proc: less sensitive to a
+# busy machine than requests/s).
 #
 # Options: -r ROUNDS (default 3), -d SECONDS per run (default 8),
 #          -c THREADSxCONNECTIONS (default 4x10), -w seed|insert (default seed).
@@ -103,6 +105,16 @@ sql -c "insert into users (name) select 'user' || g from generate_series(0, 49) 
         cross join generate_series(0, 1999) g where h.is_default"
 sql -c 'vacuum (analyze)'
 
+# CPU ticks (user + system) so far: "<the service> <PostgreSQL's processes>".
+cpu_ticks() {
+    local pg_pid svc=0 pg=0 pid
+    pg_pid="$(head -n 1 "$PGDATA_DIR/postmaster.pid")"
+    svc=$(awk '{print $14 + $15}' "/proc/$SERVICE_PID/stat" 2>/dev/null || echo 0)
+    for pid in "$pg_pid" $(ps -o pid= --ppid "$pg_pid"); do
+        pg=$((pg + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$svc $pg"
+}
 RESULTS="$RUN_DIR/results.jsonl"
 : >"$RESULTS"
 n=$#
@@ -123,22 +135,28 @@ for ((round = 0; round < ROUNDS; round++)); do
             sleep 0.2
         done
         sql -c 'truncate bookings cascade' -c 'checkpoint'
+        cpu_before="$(cpu_ticks)"
         wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -s "$ROOT/wrk/$LUA" "http://127.0.0.1:$PORT" >"$RUN_DIR/wrk.out" 2>&1 &
         CHILD_PID=$!
         wait "$CHILD_PID" || { cat "$RUN_DIR/wrk.out" >&2; die "wrk failed"; }
         CHILD_PID=""
+        cpu_after="$(cpu_ticks)"
         overlaps=$(sql -c "select count(*) from bookings a join bookings b on b.room_id = a.room_id
                            and a.id < b.id and a.stay && b.stay")
         stop_service
-        python3 - "$RUN_DIR/wrk.out" "$name" "$overlaps" >>"$RESULTS" <<'PY'
+        python3 - "$RUN_DIR/wrk.out" "$name" "$overlaps" "$cpu_before" "$cpu_after" "$(getconf CLK_TCK)" >>"$RESULTS" <<'PY'
 import json, sys
-path, name, overlaps = sys.argv[1:]
+path, name, overlaps, before, after, hz = sys.argv[1:]
+(s0, p0), (s1, p1) = (map(int, before.split())), (map(int, after.split()))
 out = dict(line.strip().partition(" ")[::2] for line in open(path) if line[:1].isupper())
 n, us = (int(x) for x in out["REQUESTS"].split())
 p50, p99 = (int(x) / 1000 for x in out["LATENCY"].split())
 r = {"variant": name, "rps": n / (us / 1e6), "p50_ms": p50, "p99_ms": p99,
-     "status": json.loads(out["STATUS"]), "overlaps": int(overlaps)}
-print(f"    {r['rps']:.0f} req/s, p50 {p50:.2f} ms, p99 {p99:.2f} ms, {r['status']}, overlaps {overlaps}", file=sys.stderr)
+     "status": json.loads(out["STATUS"]), "overlaps": int(overlaps),
+     # CPU time per request, in microseconds: the service process, PostgreSQL's processes.
+     "svc_us": (s1 - s0) / int(hz) / n * 1e6, "pg_us": (p1 - p0) / int(hz) / n * 1e6}
+print(f"    {r['rps']:.0f} req/s, p50 {p50:.2f} ms, p99 {p99:.2f} ms, {r['status']}, overlaps {overlaps}; "
+      f"CPU per request: service {r['svc_us']:.0f} us, PostgreSQL {r['pg_us']:.0f} us", file=sys.stderr)
 print(json.dumps(r))
 PY
     done
@@ -150,8 +168,8 @@ results, threads, conns, duration, rounds, workload, *variants = sys.argv[1:]
 runs = [json.loads(l) for l in open(results)]
 print(f"\n{workload} workload, wrk -t{threads} -c{conns}, {duration} s per run, {rounds} rounds, interleaved; "
       "median (min-max)\n")
-print("| variant | settings | req/s | p50 ms | p99 ms | non-2xx/409 | overlaps |")
-print("|---|---|---:|---:|---:|---:|---:|")
+print("| variant | settings | req/s | p50 ms | p99 ms | service CPU us/req | PostgreSQL CPU us/req | non-2xx/409 | overlaps |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
 base = None
 for v in variants:
     name, _, settings = v.partition(":")
@@ -161,5 +179,6 @@ for v in variants:
     base = base or rps
     other = sum(c for r in rs for k, c in r["status"].items() if k not in ("201", "409"))
     print(f"| {name} | `{settings.strip() or 'defaults'}` | {col('rps', '{:.0f}')} ({rps / base:.2f} x) | "
-          f"{col('p50_ms', '{:.2f}')} | {col('p99_ms', '{:.2f}')} | {other} | {sum(r['overlaps'] for r in rs)} |")
+          f"{col('p50_ms', '{:.2f}')} | {col('p99_ms', '{:.2f}')} | {col('svc_us', '{:.0f}')} | {col('pg_us', '{:.0f}')} | "
+          f"{other} | {sum(r['overlaps'] for r in rs)} |")
 PY
