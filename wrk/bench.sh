@@ -548,6 +548,10 @@ measure() {
     fi
     [[ $booking == 1 ]] && reset_bookings
     pgss_reset
+    # The machine's 1-minute load average before the run (this benchmark alone keeps it
+    # near 2 to 3 on two cores; more means other work competed for the cores).
+    local load
+    load="$(cut -d ' ' -f 1 /proc/loadavg)"
     if ((instances == 1)); then
         run_child "$RUN_DIR/$tag.wrk.0" wrk -t"$threads" -c"$conns" -d"${DURATION}s" -s "$lua" "$BASE_URL" \
             || { cat "$RUN_DIR/$tag.wrk.0" >&2; die "wrk failed"; }
@@ -588,10 +592,10 @@ measure() {
     harvest_log
 
     python3 - "$RUN_DIR" "$tag" "$step" "$workload" "$threads" "$conns" "$instances" "$rooms" \
-        "$svc_rows" "$svc_overlaps" "$handler" "$reference" "$LOG_PROBLEMS" >>"$RESULTS_JSONL" <<'PY'
+        "$svc_rows" "$svc_overlaps" "$handler" "$reference" "$LOG_PROBLEMS" "$load" >>"$RESULTS_JSONL" <<'PY'
 import glob, json, sys
 (run_dir, tag, step, workload, threads, conns, instances, rooms, svc_rows, svc_overlaps,
- handler, reference, log_problems) = sys.argv[1:]
+ handler, reference, log_problems, load) = sys.argv[1:]
 instances = int(instances)
 
 def pgbench_figures(side, fields):
@@ -639,7 +643,7 @@ run = {
     "ref_xacts": ref.get("xacts"), "ref_rows": ref.get("rows"),
     "service_rows": int(svc_rows),
     "overlaps": int(svc_overlaps) + db.get("overlaps", 0) + ref.get("overlaps", 0),
-    "log_problems": int(log_problems),
+    "log_problems": int(log_problems), "load_1m": float(load),
     "pgss": {"calls": calls, "calls_per_request": calls / requests if requests else None,
              "statements": pgss[:8]} if pgss else None,
 }
@@ -1098,7 +1102,7 @@ def entry(r):
         "ratio": r["db_tps"] and round(r["rps"] / r["db_tps"], 3),
         "ratio_reference": r["reference_tps"] and round(r["rps"] / r["reference_tps"], 3),
         "statements_per_request": r["pgss"] and r["pgss"]["calls_per_request"] and round(r["pgss"]["calls_per_request"], 3),
-        "overlaps": r["overlaps"],
+        "overlaps": r["overlaps"], "load_1m": r["load_1m"],
     }
 
 doc = {"date": now, "machine": machine, "command": command, "postgresql": pg_version,
@@ -1141,9 +1145,11 @@ md = [f"# POST /book and GET /hotels (search) benchmark, {now}", "",
       "the smallest correct seed booking",
       "- svc/ref = service req/s / reference tps (the targets' ratio); svc/handler = service req/s / "
       "handler tps (what HTTP, auth and JSON cost over the same SQL); stmts/req: statements PostgreSQL "
-      "ran per request during the wrk run (pg_stat_statements)", "",
-      "| workload | wrk | rooms (hotel) | rps | p50 ms | p99 ms | % 2xx | % 409 | % other | handler tps | reference tps | svc/ref | svc/handler | stmts/req | overlaps |",
-      "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+      "ran per request during the wrk run (pg_stat_statements); load: the machine's 1-minute load average "
+      "before the wrk run (the benchmark alone keeps it near 2 to 3 on two cores: more means other work "
+      "competed for the cores, and the figures of that row are not comparable)", "",
+      "| workload | wrk | rooms (hotel) | rps | p50 ms | p99 ms | % 2xx | % 409 | % other | handler tps | reference tps | svc/ref | svc/handler | stmts/req | overlaps | load |",
+      "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 for r in runs:
     wrk = f"-t{r['threads']} -c{r['connections']}" + (f" on {r['instances']} processes" if r["instances"] > 1 else "")
     s2 = share(r, lambda k: k.startswith("2"))
@@ -1154,7 +1160,7 @@ for r in runs:
     md.append(f"| {labels[r['step']]} | {wrk} | {r['rooms']:,} ({r['hotel_rooms']:,}) | {r['rps']:.0f} | {r['p50_ms']:.2f} | "
               f"{r['p99_ms']:.2f} | {s2:.1f} | {s409:.1f} | {so:.1f} | {f(r['db_tps'], '{:.0f}')} | "
               f"{f(r['reference_tps'], '{:.0f}')} | {f(e['ratio_reference'])} | {f(e['ratio'])} | "
-              f"{f(e['statements_per_request'])} | {r['overlaps']} |")
+              f"{f(e['statements_per_request'])} | {r['overlaps']} | {r['load_1m']:.1f} |")
 md.append("")
 
 # Targets of issue 10, in this run (the README quotes medians of 3 runs).
