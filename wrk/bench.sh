@@ -954,9 +954,9 @@ if [[ $PROFILE == 1 ]]; then
         echo "bench.sh: inferno not found (cargo install inferno): no flame graph" >&2
     fi
     perf report -i "$PERF_DATA" --sort comm --stdio --no-children 2>/dev/null \
-        | grep -E '^ +[0-9]' | head -n 15 >"$RUN_DIR/perf-comm.txt" || true
+        | grep -E '^ +[0-9.]+%' | head -n 15 >"$RUN_DIR/perf-comm.txt" || true
     perf report -i "$PERF_DATA" --pid "$SERVICE_PID" --sort sym --stdio --no-children -g none 2>/dev/null \
-        | grep -E '^ +[0-9]' | head -n 40 >"$RUN_DIR/perf-sym.txt" || true
+        | grep -E '^ +[0-9.]+%' | head -n 40 >"$RUN_DIR/perf-sym.txt" || true
     python3 - "$RUN_DIR" "$tag" "$RESULTS_DIR/profile-seed.md" "$COMMAND_LINE" "$DURATION" <<'PY'
 import datetime, json, sys
 run_dir, tag, out, command, duration = sys.argv[1:]
@@ -996,13 +996,13 @@ if os.path.exists(folded):
     ]
     total, counts = 0, {k: 0 for k, _ in kinds}
     for line in open(folded):
-        stack, _, n = line.rstrip().rpartition(" ")
-        n = int(n)
-        total += n
+        stack, _, weight = line.rstrip().rpartition(" ")
+        weight = int(weight)
+        total += weight
         frames = stack.split(";")
         for k, rx in kinds:
             if any(re.search(rx, fr) for fr in frames):
-                counts[k] += n
+                counts[k] += weight
     md += ["Where the service's own CPU goes (share of its samples whose stack contains such a frame; "
            "the kinds overlap):", "", "| share | kind |", "|---:|---|"]
     md += [f"| {100 * counts[k] / total:.1f} % | {k} |" for k, _ in kinds if total]
