@@ -261,7 +261,6 @@ pub async fn list(
             .transpose()?,
         // A guest sees its own bookings only.
         user_id: (!caller.is_staff()).then_some(caller.id),
-        id: None,
     };
     let listed = bookings::list_bookings(&state.pool, filter, window).await?;
     Ok(Json(Page::new(pagination, listed)))
