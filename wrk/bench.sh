@@ -817,9 +817,10 @@ statements = [
      cached("invoice", r"^with invoice as \(\s+insert into invoices"),
      {5: [uuid("booking"), "'EUR'", "300.00", nights[0], nights[1]]}),
     ("allocation-answer", "POST /bookings: the booking as answered",
-     cached("answer", r"from booking_details where id = \$1$",
+     cached("answer", r"from unnest\(\$1::uuid\[\]\) with ordinality as wanted",
+            r"from booking_details where id = \$1$",
             r"from booking_details\s+where \(\$1::uuid is null or id = \$1\)"),
-     {1: [uuid("booking")],
+     {1: [f"array[{uuid('booking')}]"],
       8: [uuid("booking"), "null::booking_status", "null::uuid", "null::date", "null::date", "null::uuid", "1", "0"]}),
 ]
 found = []

@@ -93,87 +93,61 @@ pub async fn find_booking(
     executor: impl PgExecutor<'_>,
     id: Uuid,
 ) -> sqlx::Result<Option<Booking>> {
-    // By primary key, in a statement of its own: the list's optional filter
-    // `($1::uuid is null or id = $1)` cannot use the key in a generic plan,
-    // and this one is on the booking path (every write answers with it).
-    sqlx::query_as!(
-        Booking,
-        r#"select id as "id!", hotel_id as "hotel_id!", room_id as "room_id!", room_name as "room_name!",
-                  room_type_id as "room_type_id!", user_id as "user_id!", user_name as "user_name!",
-                  rate_plan_id, check_in as "check_in!", check_out as "check_out!",
-                  check_in_at as "check_in_at!", check_out_at as "check_out_at!", timezone as "timezone!",
-                  guests as "guests!", status as "status!: BookingStatus", total_price, currency,
-                  created_at as "created_at!"
-           from booking_details where id = $1"#,
-        id
-    )
-    .fetch_optional(executor)
-    .await
+    Ok(select_bookings(executor, &[id]).await?.into_iter().next())
 }
 
+/// A page of bookings: the ids of the page, with the count of all that match
+/// (`count(*) over ()`), then the bookings themselves.
 pub async fn list_bookings(
     pool: &PgPool,
     filter: BookingFilter,
     window: Window,
 ) -> sqlx::Result<(Vec<Booking>, i64)> {
-    super::page_of(window, |window| select_bookings(pool, filter, window)).await
+    let (ids, total) = super::page_of(window, |window| async move {
+        let rows = sqlx::query!(
+            r#"select id as "id!", count(*) over () as "total!"
+               from booking_details
+               where ($1::booking_status is null or status = $1) and ($2::uuid is null or hotel_id = $2)
+                 and ($3::date is null or check_out > $3) and ($4::date is null or check_in < $4)
+                 and ($5::uuid is null or user_id = $5)
+               order by check_in, created_at, id limit $6 offset $7"#,
+            filter.status as Option<BookingStatus>,
+            filter.hotel_id,
+            filter.from,
+            filter.to,
+            filter.user_id,
+            window.limit,
+            window.offset
+        )
+        .fetch_all(pool)
+        .await?;
+        Ok(rows.into_iter().map(|row| (row.id, row.total)).collect())
+    })
+    .await?;
+    Ok((select_bookings(pool, &ids).await?, total))
 }
 
-/// A page of bookings as the API shows them, each with the count of all
-/// that match.
+/// The one query that reads bookings as the API shows them: these ids, in
+/// this order. Each is found by the primary key, in generic plans too.
 async fn select_bookings(
     executor: impl PgExecutor<'_>,
-    filter: BookingFilter,
-    window: Window,
-) -> sqlx::Result<Vec<(Booking, i64)>> {
-    let rows = sqlx::query!(
-        r#"select id as "id!", hotel_id as "hotel_id!", room_id as "room_id!", room_name as "room_name!",
-                  room_type_id as "room_type_id!", user_id as "user_id!", user_name as "user_name!",
-                  rate_plan_id, check_in as "check_in!", check_out as "check_out!",
-                  check_in_at as "check_in_at!", check_out_at as "check_out_at!", timezone as "timezone!",
-                  guests as "guests!", status as "status!: BookingStatus", total_price, currency,
-                  created_at as "created_at!", count(*) over () as "total!"
-           from booking_details
-           where ($1::booking_status is null or status = $1) and ($2::uuid is null or hotel_id = $2)
-             and ($3::date is null or check_out > $3) and ($4::date is null or check_in < $4)
-             and ($5::uuid is null or user_id = $5)
-           order by check_in, created_at, id limit $6 offset $7"#,
-        filter.status as Option<BookingStatus>,
-        filter.hotel_id,
-        filter.from,
-        filter.to,
-        filter.user_id,
-        window.limit,
-        window.offset
+    ids: &[Uuid],
+) -> sqlx::Result<Vec<Booking>> {
+    sqlx::query_as!(
+        Booking,
+        r#"select d.id as "id!", d.hotel_id as "hotel_id!", d.room_id as "room_id!", d.room_name as "room_name!",
+                  d.room_type_id as "room_type_id!", d.user_id as "user_id!", d.user_name as "user_name!",
+                  d.rate_plan_id, d.check_in as "check_in!", d.check_out as "check_out!",
+                  d.check_in_at as "check_in_at!", d.check_out_at as "check_out_at!", d.timezone as "timezone!",
+                  d.guests as "guests!", d.status as "status!: BookingStatus", d.total_price, d.currency,
+                  d.created_at as "created_at!"
+           from unnest($1::uuid[]) with ordinality as wanted (id, position)
+           join booking_details d on d.id = wanted.id
+           order by wanted.position"#,
+        ids
     )
     .fetch_all(executor)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            let booking = Booking {
-                id: row.id,
-                hotel_id: row.hotel_id,
-                room_id: row.room_id,
-                room_name: row.room_name,
-                room_type_id: row.room_type_id,
-                user_id: row.user_id,
-                user_name: row.user_name,
-                rate_plan_id: row.rate_plan_id,
-                check_in: row.check_in,
-                check_out: row.check_out,
-                check_in_at: row.check_in_at,
-                check_out_at: row.check_out_at,
-                timezone: row.timezone,
-                guests: row.guests,
-                status: row.status,
-                total_price: row.total_price,
-                currency: row.currency,
-                created_at: row.created_at,
-            };
-            (booking, row.total)
-        })
-        .collect())
+    .await
 }
 
 /// Books a stay: checks the request against the hotel and the rules, prices
