@@ -154,18 +154,26 @@ class Runner:
         loop.add_signal_handler(signal.SIGINT, self.stop.set)
         loop.add_signal_handler(signal.SIGUSR1, self.on_reset)
         tasks = self.start()
+        stopped_by = "signal"
         try:
             await asyncio.wait_for(self.stop.wait(), timeout=self.args.duration)
         except asyncio.TimeoutError:
-            pass
+            stopped_by = "duration"
         result = self.result()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self.cleanup()
-        result["stopped_by"] = "signal" if self.stop.is_set() else "duration"
+        result["stopped_by"] = stopped_by
         with open(self.args.out, "w") as f:
             json.dump(result, f, indent=1)
+        # Workers leave their loops on `stop`, also when a cancellation gets lost
+        # (asyncio.wait_for can swallow one before Python 3.12).
+        self.stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks, timeout=3)
+        self.cleanup()
+        # The figures are written; a worker that still holds on is not waited for
+        # (the kernel closes its sockets).
+        sys.stderr.flush()
+        os._exit(0)
 
     def cleanup(self):
         pass
@@ -293,6 +301,7 @@ class SlowLoris(Runner):
 
     def reset_extra(self):
         self.lifetimes = []
+        self.outcomes = {}
         self.answered = {}
         self.opened = 0
         self.connect_failures = 0
@@ -368,6 +377,7 @@ class SlowLoris(Runner):
                 writer.close()
             if outcome:
                 self.lifetimes.append(time.monotonic() - connected)
+                self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
             if not a.reconnect:
                 await self.stop.wait()
                 return
@@ -387,7 +397,7 @@ class SlowLoris(Runner):
             "connect_p99_ms": ms(percentile(self.connect_seconds, 0.99)),
             "open_at_end": len(ages), "max_open": self.max_open, "window_max_open": self.window_max_open,
             "open_at_end_oldest_s": round(max(ages), 1) if ages else None,
-            "closed_by_server": len(lt), "answered": self.answered,
+            "closed_by_server": len(lt), "outcomes": self.outcomes, "answered": self.answered,
             "lifetime_p50_s": round(percentile(lt, 0.5), 2) if lt else None,
             "lifetime_p90_s": round(percentile(lt, 0.9), 2) if lt else None,
             "lifetime_max_s": round(max(lt), 2) if lt else None,
