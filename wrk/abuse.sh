@@ -370,6 +370,8 @@ run_phase() { # name
     read -r -a kinds <<<"$(phase_attacks "$name") canary"
     reset_bookings
     harvest_log "$dir"   # drop the lines before the phase
+    # The service's own view of POST /book (its latency histogram), before and after.
+    curl -s -m 5 -o "$dir/metrics0.txt" "$BASE_URL/metrics" || true
     # Attackers stop by themselves well after wrk would have; normally they get SIGTERM first.
     limit=$((DURATION + 60))
     for kind in "${kinds[@]}"; do
@@ -423,6 +425,7 @@ run_phase() { # name
     done
     stop_pid "$sampler_pid"
     forget_pid "$sampler_pid"
+    curl -s -m 10 -o "$dir/metrics1.txt" "$BASE_URL/metrics" || true
     [[ $rc == 0 ]] || { cat "$dir/wrk.out" >&2; die "$name: wrk failed (exit $rc)"; }
     if [[ ! -f "$dir/wrk.stopped" ]]; then
         grep -q '^STATUS ' "$dir/wrk.out" || { cat "$dir/wrk.out" >&2; die "$name: no STATUS line in wrk's output"; }
