@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use sqlx::PgPool;
@@ -257,9 +257,12 @@ async fn serve(
     let router = app(state);
     let connections = Arc::new(Semaphore::new(config.max_connections as usize));
     let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only: the header-read timeout starts as a connection opens, so a
+    // connection that sends nothing (or an HTTP/2 preface, byte by byte) is
+    // closed like one that sends half a header. (A protocol-sniffing server
+    // would wait for the first bytes before any timeout applied.)
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout)
         .keep_alive(true);
@@ -297,7 +300,7 @@ async fn serve(
                 });
         let connection =
             builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-        let connection = graceful.watch(connection.into_owned());
+        let connection = graceful.watch(connection);
         tokio::spawn(async move {
             // The connection holds its place under the cap until it closes;
             // an idle one is closed by the header-read timeout.
