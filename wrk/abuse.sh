@@ -393,6 +393,8 @@ run_phase() { # name
     local sampler_pid=$LAST_PID
     cpu_snapshot "$dir/cpu0.json" "${specs[@]}"
     log "$name: wrk -t4 -c10 -d${DURATION}s wrk/post_book.lua${kinds[1]:+ while: $(phase_attacks "$name")}"
+    # Time since boot (not the wall clock, which may be stepped) around wrk's run.
+    cut -d' ' -f1 /proc/uptime >"$dir/wrk.t0"
     start_bg "$dir/wrk.out" wrk -t4 -c10 -d"${DURATION}s" --timeout 30s -s "$BENCH_DIR/post_book.lua" "$BASE_URL"
     wrk_pid=$LAST_PID
     # wrk's clock starts before its connections are accepted: when they cannot get
@@ -413,6 +415,7 @@ run_phase() { # name
         kill -KILL "$wrk_pid" 2>/dev/null || true
     fi
     wait "$wrk_pid" || rc=$?
+    cut -d' ' -f1 /proc/uptime >"$dir/wrk.t1"
     forget_pid "$wrk_pid"
     [[ -f "$dir/wrk.stopped" ]] && rc=0
     cpu_snapshot "$dir/cpu1.json" "${specs[@]}"
