@@ -34,6 +34,20 @@ async fn terminate_connections(app: &TestApp) -> i64 {
     .fetch_one(&mut admin)
     .await
     .expect("terminate the sessions");
+    // pg_terminate_backend only signals: wait until the sessions are gone.
+    for _ in 0..500 {
+        let left: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity
+             where datname = current_database() and pid <> pg_backend_pid()",
+        )
+        .fetch_one(&mut admin)
+        .await
+        .expect("count the sessions");
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     admin.close().await.ok();
     ended
 }
