@@ -82,7 +82,8 @@ pub async fn run(config: Config, command: Command) -> Result<(), StartupError> {
         None => {
             let server =
                 ManagedPostgres::start(&config.data_dir, &ClusterOptions::default()).await?;
-            tracing::info!(url = %server.url(MANAGED_DATABASE), "managed PostgreSQL is up");
+            // Not its URL: that carries the superuser's password.
+            tracing::info!(dir = %server.data_dir().display(), "managed PostgreSQL is up");
             (server.connect_options(MANAGED_DATABASE), Some(server))
         }
     };

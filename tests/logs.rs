@@ -45,3 +45,33 @@ fn json_logs_are_one_object_per_line() {
     );
     assert!(error["timestamp"].is_string());
 }
+
+#[test]
+fn the_managed_clusters_password_never_reaches_the_log() {
+    let parent = std::env::temp_dir().join(format!("room-booking-logs-{}", std::process::id()));
+    std::fs::create_dir_all(&parent).expect("a directory");
+    // As root the cluster runs as another user, who must reach the directory.
+    let mut permissions = std::fs::metadata(&parent).expect("metadata").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&parent, permissions).expect("chmod");
+    let data_dir = parent.join("pgdata");
+    let output = Command::new(env!("CARGO_BIN_EXE_room-booking"))
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "debug")
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .arg("migrate")
+        .output()
+        .expect("run room-booking");
+    let logs = String::from_utf8_lossy(&output.stderr).into_owned();
+    let password = std::fs::read_to_string(data_dir.join("superuser-password"));
+    let _ = std::fs::remove_dir_all(&parent);
+    assert!(output.status.success(), "{logs}");
+    let password = password.expect("the password file");
+    assert!(password.trim().len() >= 16);
+    assert!(logs.contains("managed PostgreSQL is up"), "{logs}");
+    assert!(
+        !logs.contains(password.trim()),
+        "the password is in the log"
+    );
+}
