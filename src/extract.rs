@@ -20,8 +20,7 @@ use utoipa::IntoParams;
 use crate::error::Error;
 
 /// `axum::Json`, rejecting with the service's problem document, refusing
-/// strings that contain NUL (see [`screen_request`]) and bodies that are not
-/// a JSON object.
+/// strings that contain NUL and bodies that are not a JSON object.
 pub struct Json<T>(pub T);
 
 impl<T, S> FromRequest<S> for Json<T>
@@ -46,6 +45,11 @@ where
         // struct from an array of its fields (`[null, null]`).
         if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
             return Err(Error::Malformed("the body must be a JSON object".into()));
+        }
+        if json_has_nul(&bytes) {
+            return Err(Error::Malformed(
+                "a string in the body contains a NUL character".into(),
+            ));
         }
         let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
         Ok(Json(value))
@@ -141,28 +145,25 @@ pub const REPLAYED: axum::http::HeaderName =
     axum::http::HeaderName::from_static("idempotent-replayed");
 
 /// Reads a request before any handler: refuses NUL characters in the query
-/// string and in a JSON body, and fingerprints the request (method, path,
-/// query, body) when it carries an `Idempotency-Key`. Bodies are read only
-/// when they must be: a request without a key and without `\u0000` costs a
-/// scan of its bytes.
+/// string, and fingerprints the request (method, path, query, body) when it
+/// carries an `Idempotency-Key`. Only then is the body read here; other
+/// requests (`POST /book` without a key) pass through untouched, and [`Json`]
+/// reads their body once.
 pub async fn screen_request(request: Request, next: Next) -> Response {
     if request.uri().query().is_some_and(query_has_nul) {
         return Error::Malformed("the query string contains a NUL character".into())
             .into_response();
+    }
+    if !request.headers().contains_key(IDEMPOTENCY_KEY) {
+        return next.run(request).await;
     }
     let (mut parts, body) = request.into_parts();
     let bytes = match axum::body::to_bytes(body, crate::routes::BODY_LIMIT).await {
         Ok(bytes) => bytes,
         Err(_) => return Error::PayloadTooLarge.into_response(),
     };
-    if json_has_nul(&bytes) {
-        return Error::Malformed("a string in the body contains a NUL character".into())
-            .into_response();
-    }
-    if parts.headers.contains_key(IDEMPOTENCY_KEY) {
-        let fingerprint = fingerprint(&parts, &bytes);
-        parts.extensions.insert(fingerprint);
-    }
+    let fingerprint = fingerprint(&parts, &bytes);
+    parts.extensions.insert(fingerprint);
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
 }
