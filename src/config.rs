@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::domain::booking::BookingLimits;
+use crate::state::Limits;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "room-booking",
@@ -103,7 +106,7 @@ pub struct Config {
     pub hash_slots: Option<u16>,
 
     /// `/auth/*` calls a client address may make in a burst.
-    #[arg(long, env = "AUTH_BURST", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
+    #[arg(long, env = "AUTH_BURST", default_value_t = Limits::default().auth_burst, value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
     pub auth_burst: u32,
 
     /// Seconds after which a client address gets one more `/auth/*` call.
@@ -120,23 +123,23 @@ pub struct Config {
     pub header_read_timeout: Duration,
 
     /// Public queries (search, availability) running at once.
-    #[arg(long, env = "PUBLIC_QUERIES", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
+    #[arg(long, env = "PUBLIC_QUERIES", default_value_t = Limits::default().public_queries as u32, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
     pub public_queries: u32,
 
     /// Longest stay, in nights, a search or availability query takes.
-    #[arg(long, env = "SEARCH_MAX_NIGHTS", default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=365), global = true)]
+    #[arg(long, env = "SEARCH_MAX_NIGHTS", default_value_t = Limits::default().search_nights, value_parser = clap::value_parser!(i64).range(1..=365), global = true)]
     pub search_max_nights: i64,
 
     /// Days ahead a check-in may be.
-    #[arg(long, env = "BOOKING_HORIZON_DAYS", default_value_t = 730, value_parser = clap::value_parser!(i64).range(1..=3650), global = true)]
+    #[arg(long, env = "BOOKING_HORIZON_DAYS", default_value_t = BookingLimits::default().horizon_days, value_parser = clap::value_parser!(i64).range(1..=3650), global = true)]
     pub booking_horizon_days: i64,
 
     /// Live (confirmed or checked-in) bookings a guest may hold.
-    #[arg(long, env = "GUEST_MAX_BOOKINGS", default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=100_000), global = true)]
+    #[arg(long, env = "GUEST_MAX_BOOKINGS", default_value_t = BookingLimits::default().guest_live_bookings, value_parser = clap::value_parser!(i64).range(1..=100_000), global = true)]
     pub guest_max_bookings: i64,
 
     /// Nights per stay a guest may book.
-    #[arg(long, env = "GUEST_MAX_NIGHTS", default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=365), global = true)]
+    #[arg(long, env = "GUEST_MAX_NIGHTS", default_value_t = BookingLimits::default().guest_nights, value_parser = clap::value_parser!(i64).range(1..=365), global = true)]
     pub guest_max_nights: i64,
 }
 

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::db::bookings::BookingError;
 use crate::domain::Refusal;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -283,10 +284,7 @@ pub trait AsConstraint {
 
 impl AsConstraint for sqlx::Error {
     fn constraint(&self) -> Option<&str> {
-        match self {
-            sqlx::Error::Database(db) => db.constraint(),
-            _ => None,
-        }
+        crate::db::constraint(self)
     }
 }
 
@@ -295,6 +293,15 @@ impl AsConstraint for Error {
         match self {
             Error::Database(error) => error.constraint(),
             _ => None,
+        }
+    }
+}
+
+impl From<BookingError> for Error {
+    fn from(error: BookingError) -> Self {
+        match error {
+            BookingError::Refused(refusal) => refusal.into(),
+            BookingError::Database(error) => error.into(),
         }
     }
 }

@@ -808,14 +808,7 @@ async fn sign_in(app: &TestApp, name: &str, password: &str) -> TestResponse {
 #[tokio::test]
 async fn registers_signs_in_and_uses_the_token() {
     let app = TestApp::new().await;
-    let registered = app
-        .request_as(
-            None,
-            Method::POST,
-            "/auth/register",
-            Some(json!({"name": "alice", "password": "correct horse"})),
-        )
-        .await;
+    let registered = app.register("alice", "correct horse").await;
     assert_eq!(
         registered.status,
         StatusCode::CREATED,
@@ -954,14 +947,7 @@ async fn refuses_bad_registrations_and_stores_nothing() {
 #[tokio::test]
 async fn a_wrong_name_and_a_wrong_password_get_the_same_answer() {
     let app = TestApp::new().await;
-    let registered = app
-        .request_as(
-            None,
-            Method::POST,
-            "/auth/register",
-            Some(json!({"name": "alice", "password": "correct horse"})),
-        )
-        .await;
+    let registered = app.register("alice", "correct horse").await;
     assert_eq!(registered.status, StatusCode::CREATED);
     // A user made without a password cannot sign in with any.
     app.create_user("nopassword").await;

@@ -92,6 +92,12 @@ async fn a_total_beyond_numeric_12_2_is_refused_before_anything_is_written() {
         )
         .await;
     too_dear.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(
+        app.count("select count(*) from daily_rates where price = 9999999999.99")
+            .await,
+        5,
+        "the refused price changed no rate"
+    );
     // One night is the largest amount; two nights would overflow the total.
     let two_nights = app
         .post(

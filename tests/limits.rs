@@ -59,14 +59,7 @@ async fn sign_ins_beyond_the_burst_answer_429_with_retry_after() {
 async fn a_sign_in_that_finds_every_hash_slot_busy_answers_503() {
     let app = TestApp::with_limits(test_limits(), 1).await;
     let taken = app.state.hashing.slot().await.expect("the only slot");
-    let waiting = app
-        .request_as(
-            None,
-            Method::POST,
-            "/auth/register",
-            Some(json!({"name": "alice", "password": "correct horse"})),
-        )
-        .await;
+    let waiting = app.register("alice", "correct horse").await;
     waiting.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable");
     assert_eq!(waiting.header("retry-after"), "1");
     assert_eq!(
@@ -75,19 +68,17 @@ async fn a_sign_in_that_finds_every_hash_slot_busy_answers_503() {
         0
     );
     drop(taken);
-    let registered = app
-        .request_as(
-            None,
-            Method::POST,
-            "/auth/register",
-            Some(json!({"name": "alice", "password": "correct horse"})),
-        )
-        .await;
+    let registered = app.register("alice", "correct horse").await;
     assert_eq!(
         registered.status,
         StatusCode::CREATED,
         "{}",
         registered.body
+    );
+    assert_eq!(
+        app.count("select count(*) from users where name = 'alice'")
+            .await,
+        1
     );
 }
 

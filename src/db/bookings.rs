@@ -12,7 +12,7 @@ use sqlx::postgres::types::PgRange;
 use sqlx::{Connection, PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
-use super::{MaybeRetryable, in_transaction};
+use super::{MaybeRetryable, constraint, in_transaction};
 use crate::domain::booking::{BookingLimits, check_arrival, check_capacity};
 use crate::domain::pricing::{NightRate, cancellation_costs_a_fee};
 use crate::domain::{
@@ -245,7 +245,7 @@ async fn create_booking_once(
             )
             .fetch_optional(&mut *tx)
             .await
-            .map_err(|error| match foreign_key(&error) {
+            .map_err(|error| match constraint(&error) {
                 Some("bookings_user_id_fkey") => BookingError::Refused(Refusal::UnknownUser),
                 _ => BookingError::Database(error),
             })?;
@@ -592,19 +592,4 @@ async fn write_invoice(
 /// chrono-tz and by PostgreSQL; an unknown one (impossible) counts as UTC.
 fn hotel_today(timezone: &str) -> NaiveDate {
     today_in(parse_timezone(timezone).unwrap_or(chrono_tz::UTC))
-}
-
-/// The constraint a database error names, if any.
-pub fn constraint(error: &sqlx::Error) -> Option<&str> {
-    match error {
-        sqlx::Error::Database(db) => db.constraint(),
-        _ => None,
-    }
-}
-
-fn foreign_key(error: &sqlx::Error) -> Option<&str> {
-    match error {
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => db.constraint(),
-        _ => None,
-    }
 }

@@ -121,6 +121,15 @@ where
     Ok((rows.into_iter().map(|(item, _)| item).collect(), total))
 }
 
+/// The constraint a database error names, if any: errors are told apart by
+/// constraint name, here and in the handlers (`error::ResultExt`).
+pub fn constraint(error: &sqlx::Error) -> Option<&str> {
+    match error {
+        sqlx::Error::Database(db) => db.constraint(),
+        _ => None,
+    }
+}
+
 /// How often a transaction that lost a deadlock or a serialization check is
 /// run again before the caller hears of it.
 pub const TRANSACTION_ATTEMPTS: u32 = 4;

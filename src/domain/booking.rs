@@ -260,10 +260,7 @@ pub struct InvoiceLine {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(y, m, d).expect("valid test date")
-    }
+    use crate::domain::tests::date;
 
     #[test]
     fn status_transitions_follow_the_life_cycle() {

@@ -93,10 +93,7 @@ pub fn cancellation_costs_a_fee(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(y, m, d).expect("valid test date")
-    }
+    use crate::domain::tests::date;
 
     fn rate(day: u32, price: &str, currency: &str) -> NightRate {
         NightRate {

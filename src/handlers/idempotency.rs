@@ -75,9 +75,10 @@ where
 
 fn replay(stored: StoredResponse) -> Response {
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let has_body = !stored.body.is_empty();
     let mut response = (status, stored.body).into_response();
     let headers = response.headers_mut();
-    if !stored_is_empty(status) {
+    if has_body {
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -88,8 +89,4 @@ fn replay(stored: StoredResponse) -> Response {
     }
     headers.insert(REPLAYED, HeaderValue::from_static("true"));
     response
-}
-
-fn stored_is_empty(status: StatusCode) -> bool {
-    status == StatusCode::NO_CONTENT
 }

@@ -190,15 +190,6 @@ fn in_use(what: &'static str) -> impl FnOnce() -> Error {
     }
 }
 
-impl From<crate::db::bookings::BookingError> for Error {
-    fn from(error: crate::db::bookings::BookingError) -> Self {
-        match error {
-            crate::db::bookings::BookingError::Refused(refusal) => refusal.into(),
-            crate::db::bookings::BookingError::Database(error) => error.into(),
-        }
-    }
-}
-
 /// Integers of a JSON body as JSON Schema has them: `2` and `2.0` alike (a
 /// whole number written with a fraction is still an integer); `2.5`, or one
 /// out of range, is refused like any other value of the wrong type (`400`).

@@ -393,6 +393,13 @@ impl TestApp {
         response.body
     }
 
+    /// `POST /auth/register` without a token.
+    pub async fn register(&self, name: &str, password: &str) -> TestResponse {
+        let body = serde_json::json!({ "name": name, "password": password });
+        self.request_as(None, Method::POST, "/auth/register", Some(body))
+            .await
+    }
+
     /// Creates a guest through the API.
     pub async fn create_user(&self, name: &str) -> Value {
         let response = self
