@@ -58,10 +58,10 @@ stop() {
     rm -rf "$work"
 }
 trap stop EXIT
-# AUTH_BURST: schemathesis sends thousands of /auth/* calls from one address;
-# at the default (10, then one per 6 s) nearly all of them would answer 429
-# and the sign-in operations would go untested. The limit has tests of its own.
-AUTH_BURST=1000000 RUST_LOG=${RUST_LOG:-warn,room_booking=info} \
+# AUTH_BURST, SEARCH_BURST: schemathesis sends thousands of /auth/* calls and
+# searches from one address; at the defaults nearly all of them would answer
+# 429 and those operations would go untested. The limits have tests of their own.
+AUTH_BURST=1000000 SEARCH_BURST=1000000 RUST_LOG=${RUST_LOG:-warn,room_booking=info} \
     "$binary" --bind 127.0.0.1:0 --data-dir "$data_dir" serve >"$log" 2>&1 &
 server=$!
 addr=

@@ -101,7 +101,7 @@ pub struct Config {
     #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
     pub log_format: String,
 
-    /// Password hashes (Argon2id) running at once; default: the number of cores.
+    /// Password hashes (Argon2id) running at once; default: half the cores, at least 1.
     #[arg(long, env = "HASH_SLOTS", value_parser = clap::value_parser!(u16).range(1..=1024), global = true)]
     pub hash_slots: Option<u16>,
 
@@ -113,8 +113,13 @@ pub struct Config {
     #[arg(long, env = "AUTH_PERIOD", default_value = "6", value_parser = parse_seconds, global = true)]
     pub auth_period: Duration,
 
-    /// Most connections open at once; further ones wait to be accepted.
-    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
+    /// Seconds a `429` waits before it is sent (0: at once).
+    #[arg(long, env = "REFUSAL_DELAY", default_value = "1", value_parser = parse_delay, global = true)]
+    pub refusal_delay: Duration,
+
+    /// Most connections open at once; further ones wait to be accepted. The
+    /// service raises its open-file limit to fit them where it may.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
     pub max_connections: u32,
 
     /// Seconds a client has to send a request's headers; also how long an
@@ -122,9 +127,18 @@ pub struct Config {
     #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "5", value_parser = parse_seconds, global = true)]
     pub header_read_timeout: Duration,
 
-    /// Public queries (search, availability) running at once.
+    /// Public queries (search, availability) running at once; default: half
+    /// the cores, at least 1.
     #[arg(long, env = "PUBLIC_QUERIES", default_value_t = Limits::default().public_queries as u32, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
     pub public_queries: u32,
+
+    /// Public queries a client address may make in a burst.
+    #[arg(long, env = "SEARCH_BURST", default_value_t = Limits::default().search_burst, value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
+    pub search_burst: u32,
+
+    /// Seconds after which a client address gets one more public query.
+    #[arg(long, env = "SEARCH_PERIOD", default_value = "0.1", value_parser = parse_seconds, global = true)]
+    pub search_period: Duration,
 
     /// Longest stay, in nights, a search or availability query takes.
     #[arg(long, env = "SEARCH_MAX_NIGHTS", default_value_t = Limits::default().search_nights, value_parser = clap::value_parser!(i64).range(1..=365), global = true)]
@@ -143,12 +157,25 @@ pub struct Config {
     pub guest_max_nights: i64,
 }
 
+/// The longest time any setting takes: a day.
+const MAX_SECONDS: f64 = 86_400.0;
+
+/// A delay in seconds; zero is none.
+fn parse_delay(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds == 0.0 => Ok(Duration::ZERO),
+        _ => parse_seconds(text),
+    }
+}
+
 fn parse_seconds(text: &str) -> Result<Duration, String> {
     let seconds: f64 = text
         .parse()
         .map_err(|_| format!("`{text}` is not a number of seconds"))?;
-    if !(seconds > 0.0 && seconds.is_finite()) {
-        return Err(format!("`{text}` must be a positive number of seconds"));
+    if !(seconds > 0.0 && seconds <= MAX_SECONDS) {
+        return Err(format!(
+            "`{text}` must be a positive number of seconds, at most {MAX_SECONDS}"
+        ));
     }
     Ok(Duration::from_secs_f64(seconds))
 }

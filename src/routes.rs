@@ -38,13 +38,31 @@ pub fn app(state: AppState) -> Router {
     let sign_in = Router::new()
         .route("/auth/register", post(auth::register))
         .route("/auth/token", post(auth::token))
-        .layer(sign_in_rate_limit(limits.auth_burst, limits.auth_period));
-    // ...and the search (at most `public_queries` at once, SPEC 4.6 and 4.8).
-    let public_queries = Arc::new(Semaphore::new(limits.public_queries.max(1)));
+        .route_layer(per_address_rate_limit(
+            limits.auth_burst,
+            limits.auth_period,
+        ))
+        .route_layer(middleware::map_response_with_state(
+            limits.refusal_delay,
+            refusals_wait,
+        ));
+    // ...and the search: rate-limited per client address before it waits for
+    // one of `public_queries` slots (SPEC 4.6 and 4.8).
     let search = Router::new()
-        .route("/hotels", get(hotels::list).post(hotels::create))
+        .route("/hotels", get(hotels::list))
         .route("/hotels/{id}/availability", get(hotels::availability))
-        .route_layer(middleware::from_fn_with_state(public_queries, bounded));
+        .route_layer(middleware::from_fn_with_state(
+            state.public_queries.clone(),
+            bounded,
+        ))
+        .route_layer(per_address_rate_limit(
+            limits.search_burst,
+            limits.search_period,
+        ))
+        .route_layer(middleware::map_response_with_state(
+            limits.refusal_delay,
+            refusals_wait,
+        ));
     // Every other handler takes an `AuthUser` (or `TokenClaims`) and so needs a token.
     Router::new()
         .route("/health", get(health::health))
@@ -66,6 +84,7 @@ pub fn app(state: AppState) -> Router {
             get(users::get).patch(users::update).delete(users::delete),
         )
         // Hotels and inventory (SPEC 4.2); `GET /hotels` with dates is the search (4.3).
+        .route("/hotels", post(hotels::create))
         .route(
             "/hotels/{id}",
             get(hotels::get)
@@ -184,6 +203,15 @@ async fn bounded(State(slots): State<Arc<Semaphore>>, request: Request, next: Ne
     }
 }
 
+/// Every `429` waits `delay` before it is sent: a client that asks again as
+/// soon as it is answered then costs a sleeping task a second, not a core.
+async fn refusals_wait(State(delay): State<Duration>, response: Response) -> Response {
+    if response.status() == StatusCode::TOO_MANY_REQUESTS && !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    response
+}
+
 /// The client's address; without one (a request that did not come through a
 /// socket, as in the tests) all such requests share one budget.
 #[derive(Debug, Clone, Copy)]
@@ -203,9 +231,9 @@ impl KeyExtractor for ClientAddress {
     }
 }
 
-/// `/auth/*`: a burst of `burst` calls per client address, then one per
-/// `period`; beyond, `429 too_many_requests` with `Retry-After`.
-fn sign_in_rate_limit(
+/// A burst of `burst` calls per client address, then one per `period`;
+/// beyond, `429 too_many_requests` with `Retry-After`.
+fn per_address_rate_limit(
     burst: u32,
     period: Duration,
 ) -> GovernorLayer<ClientAddress, governor::middleware::NoOpMiddleware, axum::body::Body> {

@@ -218,6 +218,35 @@ async fn mint_token(
     Ok(())
 }
 
+/// Connections the kernel queues for `accept` while every permit is taken
+/// (or between two accepts); beyond, it drops the SYN and the client retries
+/// after a second or more.
+const LISTEN_BACKLOG: u32 = 1024;
+
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// Raises the soft limit on open files to the hard one (a connection is a
+/// file) and returns the limit in force, if it can be read.
+fn raise_open_file_limit() -> Option<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => Some(hard),
+            Err(_) => Some(soft),
+        },
+        Ok((soft, _)) => Some(soft),
+        Err(_) => None,
+    }
+}
+
 /// Serves HTTP/1.1 until SIGINT or SIGTERM, then lets the requests in flight
 /// finish (bounded by the request timeout).
 async fn serve(
@@ -225,14 +254,22 @@ async fn serve(
     state: AppState,
     supervisor: Option<&Supervisor>,
 ) -> Result<(), StartupError> {
-    let listener = tokio::net::TcpListener::bind(config.bind)
-        .await
-        .map_err(|source| StartupError::Bind {
-            addr: config.bind,
-            source,
-        })?;
+    let listener = listen(config.bind).map_err(|source| StartupError::Bind {
+        addr: config.bind,
+        source,
+    })?;
     let addr = listener.local_addr().map_err(StartupError::Serve)?;
     tracing::info!(%addr, "listening");
+    // Each connection takes a file; the pool, the logs and the managed
+    // PostgreSQL's pipes take a few more.
+    let open_files = raise_open_file_limit();
+    if let Some(open_files) = open_files.filter(|&n| n < u64::from(config.max_connections) + 64) {
+        tracing::warn!(
+            open_files,
+            max_connections = config.max_connections,
+            "the open-file limit is below MAX_CONNECTIONS; connections beyond it wait"
+        );
+    }
     let pruning = tokio::spawn(prune_idempotency_keys(state.pool.clone()));
     // The supervisor's restarts, for `/metrics`; its giving up ends the service.
     let gave_up = supervisor.map(Supervisor::failed);
@@ -377,15 +414,17 @@ impl Config {
             },
             search_nights: self.search_max_nights,
             public_queries: self.public_queries as usize,
+            search_burst: self.search_burst,
+            search_period: self.search_period,
             auth_burst: self.auth_burst,
             auth_period: self.auth_period,
+            refusal_delay: self.refusal_delay,
         }
     }
 
-    /// Password hashes at once: the setting, or the number of cores.
+    /// Password hashes at once: the setting, or half the cores.
     pub fn hash_slots(&self) -> usize {
-        self.hash_slots.map(usize::from).unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
-        })
+        self.hash_slots
+            .map_or_else(crate::state::half_the_cores, usize::from)
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::extract::FromRef;
 use sqlx::PgPool;
+use tokio::sync::Semaphore;
 
 use crate::auth::{Hashing, Keys};
 use crate::domain::booking::BookingLimits;
@@ -16,6 +17,8 @@ pub struct AppState {
     pub pool: PgPool,
     pub keys: Arc<Keys>,
     pub hashing: Hashing,
+    /// The slots public queries (search, availability) run in.
+    pub public_queries: Arc<Semaphore>,
     pub limits: Limits,
     pub metrics: Metrics,
 }
@@ -31,9 +34,15 @@ pub struct Limits {
     pub search_nights: i64,
     /// Public queries (search, availability) running at once.
     pub public_queries: usize,
+    /// Public queries per client address: a burst, then one per this period.
+    pub search_burst: u32,
+    pub search_period: Duration,
     /// `/auth/*` calls per client address: a burst, then one per this period.
     pub auth_burst: u32,
     pub auth_period: Duration,
+    /// How long a `429` waits before it is sent, so that a client looping on
+    /// its answers makes one call a second per connection, not thousands.
+    pub refusal_delay: Duration,
 }
 
 impl Default for Limits {
@@ -42,20 +51,24 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(10),
             booking: BookingLimits::default(),
             search_nights: 30,
-            public_queries: 4,
+            public_queries: half_the_cores(),
+            search_burst: 20,
+            search_period: Duration::from_millis(100),
             auth_burst: 10,
             auth_period: Duration::from_secs(6),
+            refusal_delay: Duration::from_secs(1),
         }
     }
 }
 
 impl AppState {
-    /// A state with default limits, `slots` password hashes at once.
+    /// A state with these limits, `hash_slots` password hashes at once.
     pub fn new(pool: PgPool, keys: Arc<Keys>, limits: Limits, hash_slots: usize) -> AppState {
         AppState {
             pool,
             keys,
             hashing: Hashing::new(hash_slots, Duration::from_millis(500)),
+            public_queries: Arc::new(Semaphore::new(limits.public_queries.max(1))),
             limits,
             metrics: Metrics::new(),
         }
@@ -72,4 +85,11 @@ impl FromRef<AppState> for Arc<Keys> {
     fn from_ref(state: &AppState) -> Arc<Keys> {
         state.keys.clone()
     }
+}
+
+/// Half the cores, at least one: the default share of work anonymous clients
+/// can start at once (password hashes, public queries), so that they never
+/// take every core from the people who are booking.
+pub fn half_the_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |cores| (cores.get() / 2).max(1))
 }

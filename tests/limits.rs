@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::{Method, StatusCode};
 use chrono::{Days, Utc};
@@ -25,9 +25,11 @@ fn id(value: &Value) -> String {
 
 #[tokio::test]
 async fn sign_ins_beyond_the_burst_answer_429_with_retry_after() {
+    let delay = Duration::from_millis(300);
     let limits = Limits {
         auth_burst: 3,
         auth_period: Duration::from_secs(60),
+        refusal_delay: delay,
         ..test_limits()
     };
     let app = TestApp::with_limits(limits, 2).await;
@@ -39,12 +41,15 @@ async fn sign_ins_beyond_the_burst_answer_429_with_retry_after() {
         answer.assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
     }
     for path in ["/auth/token", "/auth/register"] {
+        let asked = Instant::now();
         let limited = app
             .request_as(None, Method::POST, path, Some(wrong.clone()))
             .await;
         limited.assert_problem(StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
         let retry_after: u64 = limited.header("retry-after").parse().expect("seconds");
         assert!((1..=60).contains(&retry_after), "{retry_after}");
+        // A refusal is held back, so that a client looping on it slows down.
+        assert!(asked.elapsed() >= delay, "{:?}", asked.elapsed());
     }
     // Other routes are not limited by it.
     assert_eq!(app.get("/rooms").await.status, StatusCode::OK);
@@ -80,6 +85,68 @@ async fn a_sign_in_that_finds_every_hash_slot_busy_answers_503() {
             .await,
         1
     );
+}
+
+#[tokio::test]
+async fn public_queries_beyond_the_burst_answer_429_before_they_take_a_slot() {
+    let limits = Limits {
+        search_burst: 3,
+        search_period: Duration::from_secs(60),
+        public_queries: 1,
+        ..test_limits()
+    };
+    let app = TestApp::with_limits(limits, 2).await;
+    let hotel = id(&app.create_hotel("Open", "Lyon", "UTC").await);
+    let stay = format!("check_in={}&check_out={}", night(1), night(3));
+    let search = format!("/hotels?{stay}");
+    let availability = format!("/hotels/{hotel}/availability?{stay}");
+    for path in [&search, &availability, &search] {
+        let answer = app.request_as(None, Method::GET, path, None).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.body);
+    }
+    // The only slot is taken: a query past the burst is refused before it waits.
+    let _slot = app.state.public_queries.acquire().await.expect("the slot");
+    for path in [&search, &availability] {
+        let asked = Instant::now();
+        let limited = app.request_as(None, Method::GET, path, None).await;
+        limited.assert_problem(StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+        let retry_after: u64 = limited.header("retry-after").parse().expect("seconds");
+        assert!((1..=60).contains(&retry_after), "{retry_after}");
+        assert!(
+            asked.elapsed() < Duration::from_secs(1),
+            "it waited for a slot"
+        );
+    }
+    // Creating a hotel is staff's work, not a public query: not limited by it.
+    let created = app
+        .post(
+            "/hotels",
+            json!({"name": "Second", "city": "Lyon", "timezone": "UTC"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(
+        app.count("select count(*) from hotels where name = 'Second'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_public_query_that_finds_every_slot_busy_answers_503() {
+    let limits = Limits {
+        public_queries: 1,
+        ..test_limits()
+    };
+    let app = TestApp::with_limits(limits, 2).await;
+    let search = format!("/hotels?check_in={}&check_out={}", night(1), night(3));
+    let taken = app.state.public_queries.acquire().await.expect("the slot");
+    let busy = app.request_as(None, Method::GET, &search, None).await;
+    busy.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable");
+    assert_eq!(busy.header("retry-after"), "1");
+    drop(taken);
+    let answered = app.request_as(None, Method::GET, &search, None).await;
+    assert_eq!(answered.status, StatusCode::OK, "{}", answered.body);
 }
 
 #[tokio::test]

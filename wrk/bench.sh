@@ -337,7 +337,10 @@ start_service() { # port [serve arguments...]
     shift
     # setsid: its own session, so that a Ctrl-C reaches this script, which then
     # stops the service cleanly instead of hitting it mid-request.
-    setsid env DATABASE_URL="$DB_URL" JWT_SECRET="$JWT" "$BIN" --bind "127.0.0.1:$port" serve "$@" \
+    # SEARCH_BURST/SEARCH_PERIOD: the search workload measures the query, from
+    # one address; the per-address limit on it is what wrk/abuse.sh measures.
+    setsid env DATABASE_URL="$DB_URL" JWT_SECRET="$JWT" \
+        SEARCH_BURST="${SEARCH_BURST:-1000000}" SEARCH_PERIOD="${SEARCH_PERIOD:-0.000001}" "$BIN" --bind "127.0.0.1:$port" serve "$@" \
         >>"$log_file" 2>&1 &
     pid=$!
     SERVICE_PIDS+=("$pid")

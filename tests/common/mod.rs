@@ -128,12 +128,15 @@ async fn execute(conn: &mut PgConnection, sql: &str) {
         .unwrap_or_else(|error| panic!("{sql}: {error}"));
 }
 
-/// The limits of the tests: the defaults, but room for the many sign-ins of
-/// one test and a long request timeout for a busy machine.
+/// The limits of the tests: the defaults, but room for the many sign-ins and
+/// searches of one test, refusals at once, and a long request timeout for a
+/// busy machine.
 pub fn test_limits() -> Limits {
     Limits {
         request_timeout: Duration::from_secs(30),
         auth_burst: 10_000,
+        search_burst: 10_000,
+        refusal_delay: Duration::ZERO,
         ..Limits::default()
     }
 }
