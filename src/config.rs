@@ -163,7 +163,7 @@ const MAX_SECONDS: f64 = 86_400.0;
 /// A delay in seconds; zero is none.
 fn parse_delay(text: &str) -> Result<Duration, String> {
     match text.parse::<f64>() {
-        Ok(seconds) if seconds == 0.0 => Ok(Duration::ZERO),
+        Ok(0.0) => Ok(Duration::ZERO),
         _ => parse_seconds(text),
     }
 }
