@@ -257,10 +257,15 @@ def report(run_dir, results_dir, stamp, machine, command, duration, search_set, 
     probe = load(os.path.join(run_dir, "phases", "probe", "probe.json"))
     by_name = {p["name"]: p for p in phases}
     now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+    # The service's defaults (README, "Limits"); half the cores, at least one,
+    # for the hash slots and the public queries.
+    half = str(max(1, (os.cpu_count() or 2) // 2))
     limits = {v: os.environ.get(v) or default for v, default in (
-        ("MAX_CONNECTIONS", "1024 (default)"), ("HEADER_READ_TIMEOUT", "5 (default)"),
-        ("HASH_SLOTS", "cores (default)"), ("AUTH_BURST", "10 (default)"), ("AUTH_PERIOD", "6 (default)"),
-        ("PUBLIC_QUERIES", "4 (default)"), ("SEARCH_MAX_NIGHTS", "30 (default)"),
+        ("MAX_CONNECTIONS", "4096 (default)"), ("HEADER_READ_TIMEOUT", "5 (default)"),
+        ("HASH_SLOTS", half + " (default: half the cores)"), ("AUTH_BURST", "10 (default)"),
+        ("AUTH_PERIOD", "6 (default)"), ("PUBLIC_QUERIES", half + " (default: half the cores)"),
+        ("SEARCH_BURST", "20 (default)"), ("SEARCH_PERIOD", "0.1 (default)"),
+        ("REFUSAL_DELAY", "1 (default)"), ("SEARCH_MAX_NIGHTS", "30 (default)"),
         ("POOL_SIZE", "10 (default)"), ("REQUEST_TIMEOUT", "10 (default)"), ("RUST_LOG", "info (default)"))}
 
     # The quiet baseline: the quiet phase, or the mean of the quiet phases before and
