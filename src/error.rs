@@ -214,6 +214,21 @@ pub fn is_connection_error(error: &sqlx::Error) -> bool {
     }
 }
 
+impl From<deadpool::managed::PoolError<sqlx::Error>> for Error {
+    /// Getting a connection of `POST /book` fails as acquiring one from the
+    /// pool does: a timeout or a closed pool answers `503`, and so does a
+    /// connection that cannot be opened.
+    fn from(error: deadpool::managed::PoolError<sqlx::Error>) -> Self {
+        use deadpool::managed::PoolError;
+        Error::from(match error {
+            PoolError::Backend(error) => error,
+            PoolError::Timeout(_) => sqlx::Error::PoolTimedOut,
+            PoolError::Closed => sqlx::Error::PoolClosed,
+            other => return Error::Internal(other.to_string()),
+        })
+    }
+}
+
 impl From<sqlx::Error> for Error {
     /// Constraint violations that no call site mapped still answer `409`;
     /// an unreachable database (or a query cancelled by `statement_timeout`)

@@ -14,6 +14,8 @@ use metrics::{Key, Label, Level, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use sqlx::PgPool;
 
+use crate::db::book::BookPool;
+
 use crate::error::ErrorCode;
 use crate::extract::REPLAYED;
 
@@ -72,13 +74,20 @@ impl Metrics {
             .set(value);
     }
 
-    /// The Prometheus text, with the pool's gauges as of now.
-    pub fn render(&self, pool: &PgPool) -> String {
+    /// The Prometheus text, with the pools' gauges as of now.
+    pub fn render(&self, pool: &PgPool, book_pool: &BookPool) -> String {
         let size = f64::from(pool.size());
         let idle = pool.num_idle() as f64;
         self.gauge("db_pool_connections", size);
         self.gauge("db_pool_idle", idle);
         self.gauge("db_pool_in_use", (size - idle).max(0.0));
+        let book = book_pool.status();
+        self.gauge("db_book_pool_connections", book.size as f64);
+        self.gauge("db_book_pool_idle", book.available as f64);
+        self.gauge(
+            "db_book_pool_in_use",
+            book.size.saturating_sub(book.available) as f64,
+        );
         self.recorder
             .register_counter(&Key::from_name("db_restarts_total"), &METADATA)
             .absolute(self.db_restarts.load(Ordering::Relaxed));

@@ -158,11 +158,14 @@ async fn run_with_database(
                 db::MIGRATOR.run(&pool).await?;
             }
             let state = AppState::new(pool.clone(), keys, config.limits(), config.hash_slots());
+            let book_pool = state.book_pool.clone();
             let supervisor = match managed {
                 Some(Managed::Supervised(supervisor)) => Some(supervisor),
                 _ => None,
             };
-            serve(config, state, supervisor).await
+            let served = serve(config, state, supervisor).await;
+            db::book::close_book_pool(&book_pool).await;
+            served
         }
         Command::Token(TokenArgs {
             user,

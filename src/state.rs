@@ -9,12 +9,15 @@ use sqlx::PgPool;
 use tokio::sync::Semaphore;
 
 use crate::auth::{Hashing, Keys};
+use crate::db::book::{BookPool, book_pool};
 use crate::domain::booking::BookingLimits;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    /// The connections of `POST /book` without a key ([`BookPool`]).
+    pub book_pool: BookPool,
     pub keys: Arc<Keys>,
     pub hashing: Hashing,
     /// The slots public queries (search, availability) run in.
@@ -65,6 +68,7 @@ impl AppState {
     /// A state with these limits, `hash_slots` password hashes at once.
     pub fn new(pool: PgPool, keys: Arc<Keys>, limits: Limits, hash_slots: usize) -> AppState {
         AppState {
+            book_pool: book_pool(&pool),
             pool,
             keys,
             hashing: Hashing::new(hash_slots, Duration::from_millis(500)),

@@ -57,23 +57,41 @@ async fn ended_connections_cost_at_most_one_request_and_never_a_500() {
     let app = TestApp::new().await;
     app.create_room("R1").await;
     app.create_user("u1").await;
-    // Fill the pool: ten requests at once hold ten connections.
+    // Fill both pools: ten requests at once hold ten connections of the pool,
+    // ten bookings (of a room that does not exist) ten of `POST /book`'s.
     let base = app.serve().await;
     let client = app.http_client();
     let warm: Vec<_> = (0..10)
-        .map(|_| {
-            let client = client.clone();
-            let url = format!("{base}/rooms");
-            tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) })
+        .flat_map(|_| {
+            let rooms = client.get(format!("{base}/rooms"));
+            let book = client
+                .post(format!("{base}/book"))
+                .json(&json!({"room_name": "none", "user_name": "u1", "date": night(1)}));
+            [
+                (reqwest::StatusCode::OK, rooms),
+                (reqwest::StatusCode::NOT_FOUND, book),
+            ]
+        })
+        .map(|(expected, request)| {
+            tokio::spawn(async move { (expected, request.send().await.map(|r| r.status())) })
         })
         .collect();
     for request in warm {
-        let status = request.await.expect("ran").expect("answered");
-        assert_eq!(status, reqwest::StatusCode::OK);
+        let (expected, status) = request.await.expect("ran");
+        assert_eq!(status.expect("answered"), expected);
     }
     let pooled = app.pool.size();
+    let book_pooled = app.state.book_pool.status().size;
     assert!(pooled >= 2, "the pool holds {pooled} connections");
-    assert!(terminate_connections(&app).await >= i64::from(pooled) - 1);
+    assert!(
+        book_pooled >= 2,
+        "POST /book's pool holds {book_pooled} connections"
+    );
+    let ended = terminate_connections(&app).await;
+    assert!(
+        ended >= i64::from(pooled) - 1 + book_pooled as i64,
+        "{ended}"
+    );
 
     let mut failed = 0;
     for n in 0..20 {

@@ -1,7 +1,11 @@
 //! The seed-compatible booking of one night by room and user name.
 
+use std::sync::Arc;
+
 use chrono::NaiveDate;
-use sqlx::PgConnection;
+use deadpool::managed::{Metrics, RecycleResult};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::booking::BookingLimits;
@@ -84,4 +88,69 @@ pub async fn book_night(
             _ => NightBooking::Taken,
         },
     )
+}
+
+/// The connections of `POST /book` without an `Idempotency-Key`: one
+/// statement each, in autocommit, so a connection is clean again as soon as
+/// its answer is read. sqlx's pool tests every connection it takes back with
+/// a round trip of its own (a `Sync` and its `ReadyForQuery`), which would
+/// make each booking two round trips; these connections go back untested,
+/// and, like the pool's, are pinged before their next use only when a
+/// connection error was seen since they were last taken (a query cut short by
+/// the request timeout is drained by the next query on its connection).
+/// Anything that opens a transaction stays on the pool, whose test on return
+/// also sends a dropped transaction's `ROLLBACK` at once.
+pub type BookPool = deadpool::managed::Pool<BookConnections>;
+
+/// Opens [`BookPool`]'s connections as the pool opens its own.
+pub struct BookConnections {
+    options: Arc<PgConnectOptions>,
+}
+
+impl deadpool::managed::Manager for BookConnections {
+    type Type = PgConnection;
+    type Error = sqlx::Error;
+
+    async fn create(&self) -> sqlx::Result<PgConnection> {
+        PgConnection::connect_with(&self.options).await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut PgConnection,
+        metrics: &Metrics,
+    ) -> RecycleResult<sqlx::Error> {
+        if super::connection_error_since(metrics.recycled.unwrap_or(metrics.created)) {
+            conn.ping().await?;
+        }
+        Ok(())
+    }
+}
+
+/// A [`BookPool`] beside `pool`: the same connection options (its
+/// `statement_timeout` included), as many connections, the same acquire timeout.
+pub fn book_pool(pool: &PgPool) -> BookPool {
+    let options = pool.options();
+    let builder = BookPool::builder(BookConnections {
+        options: pool.connect_options(),
+    })
+    .max_size(options.get_max_connections() as usize)
+    .wait_timeout(Some(options.get_acquire_timeout()))
+    .create_timeout(Some(options.get_acquire_timeout()))
+    .runtime(deadpool::Runtime::Tokio1);
+    match builder.build() {
+        Ok(pool) => pool,
+        // Only a timeout without a runtime fails, and the runtime is set above.
+        Err(error) => unreachable!("{error}"),
+    }
+}
+
+/// Closes the idle connections of `pool` (a `Terminate` each) and refuses
+/// further ones; connections in use are dropped when they come back.
+pub async fn close_book_pool(pool: &BookPool) {
+    let idle = pool.retain(|_, _| false).removed;
+    pool.close();
+    for conn in idle {
+        let _ = conn.close().await;
+    }
 }

@@ -58,6 +58,14 @@ pub fn connection_error_seen() {
     CONNECTION_ERROR_AT.store(micros_since_start().max(1), Ordering::Relaxed);
 }
 
+/// Whether a connection error was seen after `instant`.
+pub fn connection_error_since(instant: Instant) -> bool {
+    let error_at = CONNECTION_ERROR_AT.load(Ordering::Relaxed);
+    let since =
+        u64::try_from(instant.saturating_duration_since(*STARTED).as_micros()).unwrap_or(u64::MAX);
+    error_at != 0 && error_at >= since
+}
+
 /// The pool. Every connection gets `statement_timeout`. There is no ping on
 /// every acquire (a second round trip per request); instead, once a
 /// connection error has been seen, a connection idle since before it is
@@ -80,10 +88,10 @@ pub async fn open_pool(
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {
             Box::pin(async move {
-                let error_at = CONNECTION_ERROR_AT.load(Ordering::Relaxed);
-                let idle_for = u64::try_from(meta.idle_for.as_micros()).unwrap_or(u64::MAX);
-                let idle_since = micros_since_start().saturating_sub(idle_for);
-                if error_at == 0 || idle_since > error_at {
+                let idle_since = Instant::now()
+                    .checked_sub(meta.idle_for)
+                    .unwrap_or(*STARTED);
+                if !connection_error_since(idle_since) {
                     return Ok(true);
                 }
                 Ok(conn.ping().await.is_ok())

@@ -4,12 +4,14 @@ use axum::extract::State;
 use axum::response::Response;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{created, idempotency};
 use crate::auth::TokenClaims;
 use crate::db::book::{Caller, NightBooking, book_night};
+use crate::domain::booking::BookingLimits;
 use crate::domain::{BookingStatus, parse_seed_date};
 use crate::error::{Error, ErrorCode, Result};
 use crate::extract::{IdempotencyKey, IdempotencyKeyHeader, Json};
@@ -78,21 +80,35 @@ pub async fn book(
         token_version: claims.ver,
     };
     let limits = state.limits.booking;
+    if key.0.is_none() {
+        // One statement in autocommit, on a connection of its own kind: one
+        // round trip (see `db::book::BookPool`).
+        let mut conn = state.book_pool.get().await?;
+        return book_one(&mut conn, &request, night, caller, &limits).await;
+    }
     idempotency::run(&state, caller.id, key, move |conn| {
-        Box::pin(async move {
-            let booked = book_night(
-                conn,
-                &request.room_name,
-                &request.user_name,
-                night,
-                caller,
-                &limits,
-            )
-            .await?;
-            answer(booked, &request, night)
-        })
+        Box::pin(async move { book_one(conn, &request, night, caller, &limits).await })
     })
     .await
+}
+
+async fn book_one(
+    conn: &mut PgConnection,
+    request: &BookNight,
+    night: NaiveDate,
+    caller: Caller,
+    limits: &BookingLimits,
+) -> Result<Response> {
+    let booked = book_night(
+        conn,
+        &request.room_name,
+        &request.user_name,
+        night,
+        caller,
+        limits,
+    )
+    .await?;
+    answer(booked, request, night)
 }
 
 fn answer(booked: NightBooking, request: &BookNight, night: NaiveDate) -> Result<Response> {
