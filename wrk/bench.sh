@@ -542,6 +542,11 @@ measure() {
         search) lua="$BENCH_DIR/search.lua"; booking=0 ;;
     esac
     jobs=$(( threads < conns ? threads : conns ))
+    # wrk 4.1 opens CONNS / THREADS connections per thread (-t4 -c10: 8), so
+    # pgbench gets as many clients: the same concurrency on both sides.
+    local clients=$(( conns / threads * threads ))
+    ((clients < 1)) && clients=1
+    ((jobs > clients)) && jobs=$clients
     rooms=$(count_rooms)
 
     if ((instances > 1)); then
@@ -585,11 +590,11 @@ measure() {
 
     local handler="- - - -" reference="- - - -"
     if ((instances == 1)); then
-        log "$step: pgbench -c$conns -j$jobs -T$DURATION, the handler's SQL"
-        handler=$(run_pgbench "$tag-handler" "$RUN_DIR/$workload-handler.pgbench" "$conns" "$jobs" "$booking")
+        log "$step: pgbench -c$clients -j$jobs -T$DURATION, the handler's SQL"
+        handler=$(run_pgbench "$tag-handler" "$RUN_DIR/$workload-handler.pgbench" "$clients" "$jobs" "$booking")
         if [[ $booking == 1 ]]; then
-            log "$step: pgbench -c$conns -j$jobs -T$DURATION, wrk/reference.sql"
-            reference=$(run_pgbench "$tag-reference" "$RUN_DIR/$workload-reference.pgbench" "$conns" "$jobs" 1)
+            log "$step: pgbench -c$clients -j$jobs -T$DURATION, wrk/reference.sql"
+            reference=$(run_pgbench "$tag-reference" "$RUN_DIR/$workload-reference.pgbench" "$clients" "$jobs" 1)
         fi
     fi
     harvest_log
@@ -1145,7 +1150,7 @@ md = [f"# POST /book and GET /hotels (search) benchmark, {now}", "",
       "- large: the seed workload after `wrk/large_inventory.sql` (100 hotels x 1,000 rooms named ROOM0..999, "
       "100,000 users, 100,000 bookings" + (f"; loaded in {large_load} s" if large_load else "") + ")",
       "- handler tps: pgbench running the statement of `src/db/book.sql` (or `src/db/search_hotels.sql`) "
-      "with the wrk script's ranges, same connections; reference tps: pgbench running `wrk/reference.sql`, "
+      "with the wrk script's ranges, as many clients as wrk opens connections (wrk 4.1: CONNS // THREADS per thread, so -t4 -c10 is 8); reference tps: pgbench running `wrk/reference.sql`, "
       "the smallest correct seed booking",
       "- svc/ref = service req/s / reference tps (the targets' ratio); svc/handler = service req/s / "
       "handler tps (what HTTP, auth and JSON cost over the same SQL); stmts/req: statements PostgreSQL "
