@@ -74,7 +74,8 @@ pub struct Config {
     #[arg(long, env = "DATA_DIR", default_value = ".pgdata", global = true)]
     pub data_dir: PathBuf,
 
-    /// Maximum number of database connections.
+    /// Database connections of the pool, and as many again for `POST /book`
+    /// without an `Idempotency-Key`.
     #[arg(long, env = "POOL_SIZE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
     pub pool_size: u32,
 
