@@ -1172,7 +1172,7 @@ for r in runs:
               f"{f(e['statements_per_request'])} | {r['overlaps']} | {r['load_1m']:.1f} |")
 md.append("")
 
-# Targets of issue 10, in this run (the README quotes medians of 3 runs).
+# The benchmark's targets (README, "Benchmark"), in this run (the README quotes medians of 3 runs).
 fails = []
 def target(name, value, ok, shown):
     md.append(f"- {name}: {shown} — {'met' if ok else 'MISSED'}" if value is not None else f"- {name}: not measured")

@@ -5,7 +5,7 @@
 
 Reads the JSON files that bench.sh writes (one per run), prints per workload
 and configuration the median of requests/s, p50, p99, handler and reference
-tps and both ratios (with the runs' values), then the targets of issue 10 on
+tps and both ratios (with the runs' values), then the benchmark's targets (README) on
 those medians.
 """
 
