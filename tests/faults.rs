@@ -359,5 +359,10 @@ async fn metrics_count_requests_bookings_conflicts_and_replays() {
     assert!(line("db_pool_connections") >= 1.0);
     assert!(text.contains("db_pool_idle"));
     assert!(text.contains("db_pool_in_use"));
+    // The two bookings, one after the other, took one connection of
+    // `POST /book`'s own, which is back and idle.
+    assert_eq!(line("db_book_pool_connections"), 1.0);
+    assert_eq!(line("db_book_pool_idle"), 1.0);
+    assert_eq!(line("db_book_pool_in_use"), 0.0);
     assert_eq!(line("db_restarts_total"), 0.0);
 }
