@@ -180,3 +180,26 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
     }
     Ok(Duration::from_secs_f64(seconds))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Some defaults are written twice, as text for clap and as values in
+    /// `Limits::default()`; they must say the same.
+    #[test]
+    fn the_settings_default_to_the_limits_defaults() {
+        let cli = Cli::try_parse_from(["room-booking"]).expect("no arguments needed");
+        assert_eq!(cli.config.limits(), Limits::default());
+    }
+
+    #[test]
+    fn durations_are_bounded_and_a_delay_may_be_zero() {
+        assert_eq!(parse_seconds("0.1"), Ok(Duration::from_millis(100)));
+        assert!(parse_seconds("0").is_err());
+        assert!(parse_seconds("1e30").is_err());
+        assert!(parse_seconds("NaN").is_err());
+        assert_eq!(parse_delay("0"), Ok(Duration::ZERO));
+        assert!(parse_delay("-1").is_err());
+    }
+}

@@ -27,7 +27,7 @@ pub struct AppState {
 }
 
 /// The limits that keep one client from starving the others (README, "Limits").
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// A request that takes longer answers `503`; its SQL is cancelled too.
     pub request_timeout: Duration,
