@@ -97,23 +97,17 @@ impl From<PathRejection> for Error {
 }
 
 /// Whether the request says its body is JSON: `application/json` or
-/// `application/*+json`, parameters (`; charset=utf-8`) aside, as `axum::Json` has it.
+/// `application/*+json`, parameters (`; charset=utf-8`) aside, parsed with
+/// `mime` as `axum::Json` does.
 fn is_json(headers: &HeaderMap) -> bool {
-    let Some(content_type) = headers
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-    else {
-        return false;
-    };
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence
-        .strip_prefix("application/")
-        .is_some_and(|subtype| subtype == "json" || subtype.ends_with("+json"))
+        .and_then(|value| value.parse::<mime::Mime>().ok())
+        .is_some_and(|mime| {
+            mime.type_() == mime::APPLICATION
+                && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON))
+        })
 }
 
 /// Whether a JSON text holds a NUL character in a string (`\u0000`). JSON
