@@ -59,7 +59,7 @@
 #   ABUSE_BIN       run this binary instead (no build), e.g. a patched one
 set -euo pipefail
 
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 QUICK=0
 for arg in "$@"; do
@@ -82,8 +82,6 @@ for var in ABUSE_BIN ABUSE_DURATION ABUSE_PHASES MAX_CONNECTIONS HEADER_READ_TIM
     [[ -n "${!var:-}" ]] && COMMAND_LINE="$var=\"${!var}\" $COMMAND_LINE"
 done
 
-die() { echo "abuse.sh: $*" >&2; exit 1; }
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 [[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || die "ABUSE_DURATION must be a whole number of seconds, not '$DURATION'"
 for phase in "${PHASES[@]}"; do
@@ -140,31 +138,10 @@ SERVICE_PID=""
 BG_PIDS=()      # attackers, wrk, the sampler: stopped by pid on exit
 FAILED=0
 
-stop_pid() { # pid: TERM, up to 5 s, then KILL
-    local pid="$1"
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
 stop_service() {
     if [[ -n "$SERVICE_PID" ]] && kill -0 "$SERVICE_PID" 2>/dev/null; then
         log "Stopping the service (pid $SERVICE_PID)"
-        kill -TERM "$SERVICE_PID" 2>/dev/null || true
-        for _ in $(seq 1 300); do
-            kill -0 "$SERVICE_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$SERVICE_PID" 2>/dev/null; then
-            echo "abuse.sh: the service did not stop within 30 s; killing it" >&2
-            kill -KILL "$SERVICE_PID" 2>/dev/null || true
-        fi
-        wait "$SERVICE_PID" 2>/dev/null || true
+        stop_pid "$SERVICE_PID" 30 "the service" || true
     fi
     SERVICE_PID=""
 }
@@ -174,7 +151,7 @@ on_exit() {
     trap - EXIT INT TERM
     local pid
     for pid in "${BG_PIDS[@]}"; do
-        stop_pid "$pid"
+        stop_pid "$pid" 5 || true
     done
     stop_service
     if [[ $status -ne 0 || "${ABUSE_KEEP:-}" == 1 ]]; then
@@ -224,13 +201,7 @@ SERVICE_PID=$!
 # (setsid: its own session, so that a Ctrl-C reaches this script, which then stops
 # the service and its PostgreSQL cleanly.)
 log "Starting the service (pid $SERVICE_PID, $BASE_URL, log $SERVICE_LOG)"
-for i in $(seq 1 600); do
-    if curl -sf -o /dev/null "$BASE_URL/health"; then break; fi
-    kill -0 "$SERVICE_PID" 2>/dev/null || die "the service exited during start-up"
-    [[ $i -eq 600 ]] && die "the service did not answer $BASE_URL/health within 120 s"
-    sleep 0.2
-done
-curl -sf -o /dev/null "$BASE_URL/ready" || die "$BASE_URL/ready does not answer 200 (database unreachable?)"
+await_service "$SERVICE_PID" "$BASE_URL" "$SERVICE_LOG"
 
 # The managed cluster's superuser password, when it has one (clusters made before
 # passwords were used have none).
@@ -424,10 +395,10 @@ run_phase() { # name
         kill -TERM "$pid" 2>/dev/null || true
     done
     for pid in "${pids[@]}"; do
-        stop_pid "$pid"
+        stop_pid "$pid" 5 || true
         forget_pid "$pid"
     done
-    stop_pid "$sampler_pid"
+    stop_pid "$sampler_pid" 5 || true
     forget_pid "$sampler_pid"
     curl -s -m 10 -o "$dir/metrics1.txt" "$BASE_URL/metrics" || true
     [[ $rc == 0 ]] || { cat "$dir/wrk.out" >&2; die "$name: wrk failed (exit $rc)"; }

@@ -76,7 +76,7 @@
 #   BENCH_SKIP_BUILD=1  use the existing binary (target/release, or target/profiling)
 set -euo pipefail
 
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 DURATION="${BENCH_DURATION:-20}"
 INSTANCES=2
@@ -103,8 +103,6 @@ export BIG_ROOMS BIG_NIGHTS
 read -r -a CONFIGS <<<"${BENCH_CONFIGS:-4x10 8x20 8x80}"
 read -r -a STEPS <<<"${BENCH_WORKLOADS:-seed insert search large scaleout}"
 
-die() { echo "bench.sh: $*" >&2; exit 1; }
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 [[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || die "BENCH_DURATION must be a whole number of seconds, not '$DURATION'"
 [[ "$PORT" =~ ^[0-9]+$ ]] || die "PORT must be a number, not '$PORT'"
@@ -213,27 +211,11 @@ run_child() { # output-file command...
     return "$rc"
 }
 
-stop_pid() { # pid what
-    local pid="$1"
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 1 300); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            echo "bench.sh: $2 (pid $pid) did not stop within 30 s; killing it" >&2
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-        wait "$pid" 2>/dev/null || true
-    fi
-}
-
 stop_services() {
     local pid
     for pid in "${SERVICE_PIDS[@]}"; do
         log "Stopping the service (pid $pid)"
-        stop_pid "$pid" "the service"
+        stop_pid "$pid" 30 "the service" || true
     done
     SERVICE_PIDS=()
 }
@@ -346,13 +328,7 @@ start_service() { # port [serve arguments...]
     SERVICE_PIDS+=("$pid")
     SERVICE_LOGS+=("$log_file")
     log "Starting the service on port $port (pid $pid, log $log_file)"
-    for i in $(seq 1 600); do
-        if curl -sf -o /dev/null "http://127.0.0.1:$port/health"; then break; fi
-        kill -0 "$pid" 2>/dev/null || die "the service on port $port exited during start-up"
-        [[ $i -eq 600 ]] && die "the service did not answer http://127.0.0.1:$port/health within 120 s"
-        sleep 0.2
-    done
-    curl -sf -o /dev/null "http://127.0.0.1:$port/ready" || die "http://127.0.0.1:$port/ready does not answer 200"
+    await_service "$pid" "http://127.0.0.1:$port" "$log_file"
 }
 start_service "$PORT"
 

@@ -47,7 +47,7 @@
 # phases use a fresh data directory, the external one a cluster of its own.
 set -euo pipefail
 
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 QUICK=0
 for arg in "$@"; do
@@ -70,8 +70,6 @@ for var in CHAOS_RATE CHAOS_WORKERS CHAOS_WARMUP CHAOS_AFTER CHAOS_RECOVERY_TARG
     [[ -n "${!var:-}" ]] && COMMAND_LINE="$var=${!var} $COMMAND_LINE"
 done
 
-die() { echo "chaos.sh: $*" >&2; exit 1; }
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 number='^[0-9]+([.][0-9]+)?$'
 [[ "$RATE" =~ $number && "$RATE" != 0 ]] || die "CHAOS_RATE must be a positive number, not '$RATE'"
@@ -161,17 +159,8 @@ stop_service() { # sets SERVICE_EXIT to the service's exit status
     SERVICE_EXIT=""
     if [[ -n "$SERVICE_PID" ]] && kill -0 "$SERVICE_PID" 2>/dev/null; then
         log "Stopping the service (pid $SERVICE_PID)"
-        kill -TERM "$SERVICE_PID" 2>/dev/null || true
-        for _ in $(seq 1 300); do
-            kill -0 "$SERVICE_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$SERVICE_PID" 2>/dev/null; then
-            echo "chaos.sh: the service did not stop within 30 s; killing it" >&2
-            kill -KILL "$SERVICE_PID" 2>/dev/null || true
-        fi
         local rc=0
-        wait "$SERVICE_PID" 2>/dev/null || rc=$?
+        stop_pid "$SERVICE_PID" 30 "the service" || rc=$?
         SERVICE_EXIT=$rc
     fi
     SERVICE_PID=""
@@ -241,13 +230,7 @@ start_service() { # name, then the environment and arguments: env VAR=... "$BIN"
     setsid "$@" >>"$SERVICE_LOG" 2>&1 &
     SERVICE_PID=$!
     log "Starting the service $name (pid $SERVICE_PID, log $SERVICE_LOG)"
-    for i in $(seq 1 600); do
-        if curl -sf -o /dev/null "$BASE_URL/health"; then break; fi
-        kill -0 "$SERVICE_PID" 2>/dev/null || { tail -n 20 "$SERVICE_LOG" >&2; die "the service exited during start-up"; }
-        [[ $i -eq 600 ]] && die "the service did not answer $BASE_URL/health within 120 s"
-        sleep 0.2
-    done
-    curl -sf -o /dev/null "$BASE_URL/ready" || die "$BASE_URL/ready does not answer 200"
+    await_service "$SERVICE_PID" "$BASE_URL" "$SERVICE_LOG"
 }
 
 check_ready() { # after a fault: /ready answers 200 (the pool recovered)

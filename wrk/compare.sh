@@ -19,6 +19,7 @@
 #          -c THREADSxCONNECTIONS (default 4x10), -w seed|insert (default seed).
 # Environment: PORT (default 3000), BENCH_SKIP_BUILD=1 (use target/release as it is).
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROUNDS=3 DURATION=8 CONFIG=4x10 WORKLOAD=seed
 while getopts "r:d:c:w:h" opt; do
@@ -27,12 +28,10 @@ while getopts "r:d:c:w:h" opt; do
         d) DURATION="$OPTARG" ;;
         c) CONFIG="$OPTARG" ;;
         w) WORKLOAD="$OPTARG" ;;
-        *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
+        *) usage; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
-die() { echo "compare.sh: $*" >&2; exit 1; }
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 [[ $# -ge 1 ]] || die "name at least one variant, e.g. \"default:\" \"pool 4:POOL_SIZE=4\""
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ && "$DURATION" =~ ^[1-9][0-9]*$ ]] || die "-r and -d take whole numbers"
 [[ "$CONFIG" =~ ^([1-9][0-9]*)x([1-9][0-9]*)$ ]] || die "-c takes THREADSxCONNECTIONS, e.g. 4x10"
@@ -56,12 +55,7 @@ chmod 755 "$RUN_DIR"
 PGDATA_DIR="$RUN_DIR/pgdata"
 SERVICE_PID="" CHILD_PID="" PG_STARTED=0
 stop_service() {
-    if [[ -n "$SERVICE_PID" ]] && kill -0 "$SERVICE_PID" 2>/dev/null; then
-        kill -TERM "$SERVICE_PID" 2>/dev/null || true
-        for _ in $(seq 1 300); do kill -0 "$SERVICE_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$SERVICE_PID" 2>/dev/null || true
-        wait "$SERVICE_PID" 2>/dev/null || true
-    fi
+    [[ -n "$SERVICE_PID" ]] && { stop_pid "$SERVICE_PID" || true; }
     SERVICE_PID=""
 }
 on_exit() {
@@ -128,12 +122,7 @@ for ((round = 0; round < ROUNDS; round++)); do
         env "BIN=$BIN" "${assignments[@]}" bash -c 'exec setsid "$BIN" --bind "127.0.0.1:$0" serve --no-migrate' "$PORT" \
             >"$RUN_DIR/service.log" 2>&1 &
         SERVICE_PID=$!
-        for i in $(seq 1 300); do
-            curl -sf -o /dev/null "http://127.0.0.1:$PORT/health" && break
-            kill -0 "$SERVICE_PID" 2>/dev/null || { cat "$RUN_DIR/service.log" >&2; die "$name: the service exited"; }
-            [[ $i -eq 300 ]] && die "$name: the service did not start"
-            sleep 0.2
-        done
+        await_service "$SERVICE_PID" "http://127.0.0.1:$PORT" "$RUN_DIR/service.log"
         sql -c 'truncate bookings cascade' -c 'checkpoint'
         cpu_before="$(cpu_ticks)"
         wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -s "$ROOT/wrk/$LUA" "http://127.0.0.1:$PORT" >"$RUN_DIR/wrk.out" 2>&1 &
