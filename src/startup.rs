@@ -113,7 +113,10 @@ pub async fn run(config: Config, command: Command) -> Result<(), StartupError> {
     // after the pool below has closed.
     let result = run_with_database(&config, command, options, &secret, managed.as_ref()).await;
     if let Some(server) = managed {
-        tracing::info!(dir = %server.data_dir().display(), "stopping the managed PostgreSQL");
+        tracing::info!(
+            dir = %server.data_dir().display(),
+            "stopping the managed PostgreSQL, unless it belongs to a running service"
+        );
         drop(server);
     }
     result
