@@ -74,8 +74,8 @@ pub struct Config {
     #[arg(long, env = "DATA_DIR", default_value = ".pgdata", global = true)]
     pub data_dir: PathBuf,
 
-    /// Database connections of the pool, and as many again for `POST /book`
-    /// without an `Idempotency-Key`.
+    /// Database connections of the pool (`POST /book` without an
+    /// `Idempotency-Key` has BOOK_WORKERS more).
     #[arg(long, env = "POOL_SIZE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
     pub pool_size: u32,
 
@@ -132,6 +132,12 @@ pub struct Config {
     /// the cores, at least 1.
     #[arg(long, env = "PUBLIC_QUERIES", default_value_t = Limits::default().public_queries as u32, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
     pub public_queries: u32,
+
+    /// Statements of `POST /book` without an `Idempotency-Key` running at once,
+    /// each on a connection of its own; a statement books every such request
+    /// that waited for it. Default: the cores.
+    #[arg(long, env = "BOOK_WORKERS", default_value_t = Limits::default().book_workers as u32, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
+    pub book_workers: u32,
 
     /// Public queries a client address may make in a burst.
     #[arg(long, env = "SEARCH_BURST", default_value_t = Limits::default().search_burst, value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]

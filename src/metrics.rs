@@ -1,6 +1,7 @@
 //! Prometheus metrics (`GET /metrics`): requests by matched route, method and
-//! status with a latency histogram, the pool, bookings created, conflicts,
-//! idempotent replays and database restarts. Each [`Metrics`] has its own
+//! status with a latency histogram, the pools, the queue of `POST /book` and
+//! its statements, bookings created, conflicts, idempotent replays and
+//! database restarts. Each [`Metrics`] has its own
 //! recorder, so that tests (many apps in one process) do not mix figures.
 
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use metrics::{Key, Label, Level, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use sqlx::PgPool;
 
-use crate::db::book::BookPool;
+use crate::db::book::{BookPool, BookQueue};
 
 use crate::error::ErrorCode;
 use crate::extract::REPLAYED;
@@ -74,8 +75,14 @@ impl Metrics {
             .set(value);
     }
 
+    fn absolute(&self, name: &'static str, count: &AtomicU64) {
+        self.recorder
+            .register_counter(&Key::from_name(name), &METADATA)
+            .absolute(count.load(Ordering::Relaxed));
+    }
+
     /// The Prometheus text, with the pools' gauges as of now.
-    pub fn render(&self, pool: &PgPool, book_pool: &BookPool) -> String {
+    pub fn render(&self, pool: &PgPool, book_pool: &BookPool, book_queue: &BookQueue) -> String {
         let size = f64::from(pool.size());
         let idle = pool.num_idle() as f64;
         self.gauge("db_pool_connections", size);
@@ -88,9 +95,11 @@ impl Metrics {
             "db_book_pool_in_use",
             book.size.saturating_sub(book.available) as f64,
         );
-        self.recorder
-            .register_counter(&Key::from_name("db_restarts_total"), &METADATA)
-            .absolute(self.db_restarts.load(Ordering::Relaxed));
+        self.gauge("book_queue_waiting", book_queue.waiting() as f64);
+        let counts = book_queue.counts();
+        self.absolute("book_statements_total", &counts.statements);
+        self.absolute("book_statement_nights_total", &counts.nights);
+        self.absolute("db_restarts_total", &self.db_restarts);
         self.handle.render()
     }
 }

@@ -9,14 +9,15 @@ use sqlx::PgPool;
 use tokio::sync::Semaphore;
 
 use crate::auth::{Hashing, Keys};
-use crate::db::book::{BookPool, book_pool};
+use crate::db::book::{BookPool, BookQueue, book_pool};
 use crate::domain::booking::BookingLimits;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
-    /// The connections of `POST /book` without a key ([`BookPool`]).
+    /// `POST /book` without a key: its queue, and its workers' connections.
+    pub book_queue: BookQueue,
     pub book_pool: BookPool,
     pub keys: Arc<Keys>,
     pub hashing: Hashing,
@@ -37,6 +38,9 @@ pub struct Limits {
     pub search_nights: i64,
     /// Public queries (search, availability) running at once.
     pub public_queries: usize,
+    /// Statements of keyless `POST /book`s running at once, each booking
+    /// every such request that waits for it ([`BookQueue`]).
+    pub book_workers: usize,
     /// Public queries per client address: a burst, then one per this period.
     pub search_burst: u32,
     pub search_period: Duration,
@@ -55,6 +59,7 @@ impl Default for Limits {
             booking: BookingLimits::default(),
             search_nights: 30,
             public_queries: half_the_cores(),
+            book_workers: cores(),
             search_burst: 20,
             search_period: Duration::from_millis(100),
             auth_burst: 10,
@@ -66,9 +71,12 @@ impl Default for Limits {
 
 impl AppState {
     /// A state with these limits, `hash_slots` password hashes at once.
+    /// Starts the workers of `POST /book`, so it must run in a Tokio runtime.
     pub fn new(pool: PgPool, keys: Arc<Keys>, limits: Limits, hash_slots: usize) -> AppState {
+        let book_pool = book_pool(&pool, limits.book_workers);
         AppState {
-            book_pool: book_pool(&pool),
+            book_queue: BookQueue::start(book_pool.clone(), limits.booking, limits.book_workers),
+            book_pool,
             pool,
             keys,
             hashing: Hashing::new(hash_slots, Duration::from_millis(500)),
@@ -95,5 +103,10 @@ impl FromRef<AppState> for Arc<Keys> {
 /// can start at once (password hashes, public queries), so that they never
 /// take every core from the people who are booking.
 pub fn half_the_cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |cores| (cores.get() / 2).max(1))
+    (cores() / 2).max(1)
+}
+
+/// The cores this process may use, at least one.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |cores| cores.get())
 }

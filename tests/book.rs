@@ -5,7 +5,9 @@ mod common;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use chrono::{Days, NaiveDate, Utc};
-use common::TestApp;
+use common::{TestApp, test_limits};
+use room_booking::Limits;
+use room_booking::domain::Role;
 use serde_json::json;
 
 fn today() -> NaiveDate {
@@ -291,4 +293,266 @@ async fn one_hundred_racing_clients_get_exactly_one_night() {
     }
     assert_eq!((created, conflicts), (1, 99));
     assert_eq!(app.count("select count(*) from bookings").await, 1);
+}
+
+/// A keyless booking to send: room, user, night, the guest's token it is sent
+/// with (else the admin's), and the status and problem code it must answer
+/// (`None`: one of the racers for the same night, `201` or `409`).
+struct Wanted {
+    room: &'static str,
+    user: &'static str,
+    night: NaiveDate,
+    guest: bool,
+    expected: Option<(u16, &'static str)>,
+}
+
+/// Makes the one worker of `POST /book` wait: the first booking sent after
+/// this blocks on the lock of `rooms`, so that those sent next queue up.
+async fn hold_the_worker(app: &TestApp) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut lock = app.pool.begin().await.expect("a transaction");
+    sqlx::query("lock table rooms in access exclusive mode")
+        .execute(&mut *lock)
+        .await
+        .expect("lock rooms");
+    lock
+}
+
+async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited 20 s for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Sends `wanted` at once through HTTP; answers each one's status and body.
+async fn send_all(
+    app: &TestApp,
+    base: &str,
+    guest_token: &str,
+    wanted: &[Wanted],
+) -> Vec<tokio::task::JoinHandle<(u16, serde_json::Value)>> {
+    let client = app.http_client();
+    wanted
+        .iter()
+        .map(|wanted| {
+            let mut request = client.post(format!("{base}/book")).json(&json!({
+                "room_name": wanted.room,
+                "user_name": wanted.user,
+                "date": wanted.night.to_string(),
+            }));
+            if wanted.guest {
+                request = request.bearer_auth(guest_token);
+            }
+            tokio::spawn(async move {
+                let response = request.send().await.expect("the server answers");
+                let status = response.status().as_u16();
+                (status, response.json().await.expect("a JSON body"))
+            })
+        })
+        .collect()
+}
+
+/// The value of the line of `/metrics` that starts with `name`.
+async fn metric(app: &TestApp, name: &str) -> f64 {
+    let metrics = app.request_as(None, Method::GET, "/metrics", None).await;
+    let text = metrics.body.as_str().expect("text").to_owned();
+    text.lines()
+        .find(|line| line.starts_with(name))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no line {name} in\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nights_booked_together_each_get_their_own_answer() {
+    let limits = Limits {
+        book_workers: 1,
+        ..test_limits()
+    };
+    let app = TestApp::with_limits(limits, 4).await;
+    app.create_room("ROOM7").await;
+    app.create_room("ROOM8").await;
+    app.create_user("user3").await;
+    let (_, guest_token) = app.user_with_role("guest1", Role::Guest).await;
+    let base = app.serve().await;
+    let want = |room, user, night, guest, expected| Wanted {
+        room,
+        user,
+        night,
+        guest,
+        expected,
+    };
+    let mut wanted = Vec::new();
+    for n in 1..=10 {
+        wanted.push(want("ROOM8", "user3", in_days(n), false, Some((201, ""))));
+    }
+    for _ in 0..40 {
+        wanted.push(want("ROOM7", "user3", in_days(10), false, None));
+    }
+    for _ in 0..5 {
+        let yesterday = today() - Days::new(1);
+        wanted.push(want(
+            "NOPE",
+            "user3",
+            in_days(3),
+            false,
+            Some((404, "not_found")),
+        ));
+        wanted.push(want(
+            "ROOM8",
+            "user3",
+            yesterday,
+            false,
+            Some((422, "date_in_past")),
+        ));
+        wanted.push(want(
+            "ROOM7",
+            "user3",
+            in_days(20),
+            true,
+            Some((403, "forbidden")),
+        ));
+    }
+    for n in 20..25 {
+        wanted.push(want("ROOM7", "guest1", in_days(n), true, Some((201, ""))));
+    }
+
+    // The first waits in the worker's statement; the 69 others queue up and
+    // are booked by the next statement, all together.
+    let lock = hold_the_worker(&app).await;
+    let first = send_all(&app, &base, &guest_token, &wanted[..1]).await;
+    wait_until("the first booking to wait for the lock", async || {
+        app.count("select count(*) from pg_stat_activity where wait_event_type = 'Lock'")
+            .await
+            == 1
+    })
+    .await;
+    let rest = send_all(&app, &base, &guest_token, &wanted[1..]).await;
+    wait_until("69 bookings to queue", async || {
+        app.state.book_queue.waiting() == 69
+    })
+    .await;
+    lock.commit().await.expect("release the lock");
+
+    let mut racers = Vec::new();
+    for (task, wanted) in first.into_iter().chain(rest).zip(&wanted) {
+        let (status, body) = task.await.expect("the request finishes");
+        match wanted.expected {
+            None => racers.push((status, body)),
+            Some((201, _)) => {
+                assert_eq!(status, 201, "{body}");
+                assert_eq!(body["room_name"], wanted.room);
+                assert_eq!(body["date"], wanted.night.to_string());
+            }
+            Some((expected, code)) => {
+                assert_eq!(status, expected, "{body}");
+                assert_eq!(body["code"], code, "{body}");
+            }
+        }
+    }
+    let created = racers.iter().filter(|(status, _)| *status == 201).count();
+    assert_eq!(created, 1, "{racers:?}");
+    for (status, body) in racers.iter().filter(|(status, _)| *status != 201) {
+        assert_eq!(*status, 409, "{body}");
+        assert_eq!(body["code"], "room_already_booked");
+    }
+    assert_eq!(app.count("select count(*) from bookings").await, 16);
+    assert_eq!(
+        app.count(
+            "select count(*) from bookings b join rooms r on r.id = b.room_id
+             join users u on u.id = b.user_id
+             where (r.name, u.name) in (('ROOM8', 'user3'), ('ROOM7', 'user3'), ('ROOM7', 'guest1'))"
+        )
+        .await,
+        16
+    );
+    // Two statements booked the 70 requests.
+    assert_eq!(metric(&app, "book_statements_total").await, 2.0);
+    assert_eq!(metric(&app, "book_statement_nights_total").await, 70.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_night_that_fails_in_the_database_fails_alone() {
+    let limits = Limits {
+        book_workers: 1,
+        ..test_limits()
+    };
+    let app = TestApp::with_limits(limits, 4).await;
+    app.create_room("ROOM7").await;
+    app.create_room("CURSED").await;
+    app.create_user("user3").await;
+    // A database error that only the night of room CURSED meets.
+    sqlx::raw_sql(
+        "create function refuse_cursed() returns trigger language plpgsql as $$
+         begin
+             if (select name from rooms where id = new.room_id) = 'CURSED' then
+                 raise exception 'the room is cursed';
+             end if;
+             return new;
+         end $$;
+         create trigger refuse_cursed before insert on bookings
+             for each row execute function refuse_cursed();",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("create the trigger");
+    let base = app.serve().await;
+    let mut wanted: Vec<Wanted> = (1..=20)
+        .map(|n| Wanted {
+            room: "ROOM7",
+            user: "user3",
+            night: in_days(n),
+            guest: false,
+            expected: Some((201, "")),
+        })
+        .collect();
+    wanted.insert(
+        10,
+        Wanted {
+            room: "CURSED",
+            user: "user3",
+            night: in_days(1),
+            guest: false,
+            expected: Some((500, "internal_error")),
+        },
+    );
+
+    let lock = hold_the_worker(&app).await;
+    let first = send_all(&app, &base, "", &wanted[..1]).await;
+    wait_until("the first booking to wait for the lock", async || {
+        app.count("select count(*) from pg_stat_activity where wait_event_type = 'Lock'")
+            .await
+            == 1
+    })
+    .await;
+    let rest = send_all(&app, &base, "", &wanted[1..]).await;
+    wait_until("20 bookings to queue", async || {
+        app.state.book_queue.waiting() == 20
+    })
+    .await;
+    lock.commit().await.expect("release the lock");
+
+    for (task, wanted) in first.into_iter().chain(rest).zip(&wanted) {
+        let (status, body) = task.await.expect("the request finishes");
+        let (expected, code) = wanted.expected.expect("an expected answer");
+        assert_eq!(status, expected, "{} {}: {body}", wanted.room, wanted.night);
+        if !code.is_empty() {
+            assert_eq!(body["code"], code);
+        }
+    }
+    assert_eq!(app.count("select count(*) from bookings").await, 20);
+    assert_eq!(
+        app.count(
+            "select count(*) from bookings b join rooms r on r.id = b.room_id where r.name = 'CURSED'"
+        )
+        .await,
+        0
+    );
+    // The first alone; then the 20 together, which failed, then one by one.
+    assert_eq!(metric(&app, "book_statements_total").await, 22.0);
+    assert_eq!(metric(&app, "book_statement_nights_total").await, 41.0);
 }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{created, idempotency};
 use crate::auth::TokenClaims;
-use crate::db::book::{Caller, NightBooking, book_night};
+use crate::db::book::{Caller, NightBooking, NightRequest, book_nights};
 use crate::domain::booking::BookingLimits;
 use crate::domain::{BookingStatus, parse_seed_date};
 use crate::error::{Error, ErrorCode, Result};
@@ -79,36 +79,37 @@ pub async fn book(
         id: claims.sub,
         token_version: claims.ver,
     };
-    let limits = state.limits.booking;
+    let wanted = NightRequest {
+        room_name: request.room_name.clone(),
+        user_name: request.user_name.clone(),
+        night,
+        caller,
+    };
     if key.0.is_none() {
-        // One statement in autocommit, on a connection of its own kind: one
-        // round trip (see `db::book::BookPool`).
-        let mut conn = state.book_pool.get().await?;
-        return book_one(&mut conn, &request, night, caller, &limits).await;
+        // Booked with the other keyless requests waiting: one statement in
+        // autocommit, one round trip (see `db::book::BookQueue`).
+        let booked = state.book_queue.book(wanted).await?;
+        return answer(booked, &request, night);
     }
+    let limits = state.limits.booking;
     idempotency::run(&state, caller.id, key, move |conn| {
-        Box::pin(async move { book_one(conn, &request, night, caller, &limits).await })
+        Box::pin(async move { book_one(conn, &wanted, &request, &limits).await })
     })
     .await
 }
 
+/// Books `wanted` alone, in the caller's transaction.
 async fn book_one(
     conn: &mut PgConnection,
+    wanted: &NightRequest,
     request: &BookNight,
-    night: NaiveDate,
-    caller: Caller,
     limits: &BookingLimits,
 ) -> Result<Response> {
-    let booked = book_night(
-        conn,
-        &request.room_name,
-        &request.user_name,
-        night,
-        caller,
-        limits,
-    )
-    .await?;
-    answer(booked, request, night)
+    let booked = book_nights(conn, std::slice::from_ref(wanted), limits)
+        .await?
+        .pop()
+        .ok_or_else(|| Error::Internal("book.sql answered no row".into()))?;
+    answer(booked, request, wanted.night)
 }
 
 fn answer(booked: NightBooking, request: &BookNight, night: NaiveDate) -> Result<Response> {

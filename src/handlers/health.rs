@@ -42,7 +42,9 @@ pub async fn ready(State(state): State<AppState>) -> Result<StatusCode> {
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state.metrics.render(&state.pool, &state.book_pool);
+    let text = state
+        .metrics
+        .render(&state.pool, &state.book_pool, &state.book_queue);
     (
         [(
             header::CONTENT_TYPE,
