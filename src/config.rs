@@ -74,8 +74,8 @@ pub struct Config {
     #[arg(long, env = "DATA_DIR", default_value = ".pgdata", global = true)]
     pub data_dir: PathBuf,
 
-    /// Database connections of the pool (`POST /book` without an
-    /// `Idempotency-Key` has BOOK_WORKERS more).
+    /// Database connections of the pool, and as many again for `POST /book`
+    /// without an `Idempotency-Key`.
     #[arg(long, env = "POOL_SIZE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
     pub pool_size: u32,
 
@@ -133,9 +133,10 @@ pub struct Config {
     #[arg(long, env = "PUBLIC_QUERIES", default_value_t = Limits::default().public_queries as u32, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
     pub public_queries: u32,
 
-    /// Statements of `POST /book` without an `Idempotency-Key` running at once,
-    /// each on a connection of its own; a statement books every such request
-    /// that waited for it. Default: the cores.
+    /// When every connection of `POST /book` (without an `Idempotency-Key`)
+    /// is busy, requests wait in a queue, and each of this many workers books
+    /// all those waiting in one statement on the next connection that comes
+    /// free. Default: the cores.
     #[arg(long, env = "BOOK_WORKERS", default_value_t = Limits::default().book_workers as u32, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
     pub book_workers: u32,
 

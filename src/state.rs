@@ -38,8 +38,8 @@ pub struct Limits {
     pub search_nights: i64,
     /// Public queries (search, availability) running at once.
     pub public_queries: usize,
-    /// Statements of keyless `POST /book`s running at once, each booking
-    /// every such request that waits for it ([`BookQueue`]).
+    /// Statements booking the keyless `POST /book`s that wait for a
+    /// connection, at once ([`BookQueue`]).
     pub book_workers: usize,
     /// Public queries per client address: a burst, then one per this period.
     pub search_burst: u32,
@@ -73,7 +73,7 @@ impl AppState {
     /// A state with these limits, `hash_slots` password hashes at once.
     /// Starts the workers of `POST /book`, so it must run in a Tokio runtime.
     pub fn new(pool: PgPool, keys: Arc<Keys>, limits: Limits, hash_slots: usize) -> AppState {
-        let book_pool = book_pool(&pool, limits.book_workers);
+        let book_pool = book_pool(&pool);
         AppState {
             book_queue: BookQueue::start(book_pool.clone(), limits.booking, limits.book_workers),
             book_pool,

@@ -306,9 +306,9 @@ struct Wanted {
     expected: Option<(u16, &'static str)>,
 }
 
-/// Makes the one worker of `POST /book` wait: the first booking sent after
-/// this blocks on the lock of `rooms`, so that those sent next queue up.
-async fn hold_the_worker(app: &TestApp) -> sqlx::Transaction<'static, sqlx::Postgres> {
+/// Makes keyless bookings wait: those sent after this block on the lock of
+/// `rooms`, each on a connection of `POST /book`'s pool (10, as the pool's).
+async fn hold_the_bookings(app: &TestApp) -> sqlx::Transaction<'static, sqlx::Postgres> {
     let mut lock = app.pool.begin().await.expect("a transaction");
     sqlx::query("lock table rooms in access exclusive mode")
         .execute(&mut *lock)
@@ -316,6 +316,10 @@ async fn hold_the_worker(app: &TestApp) -> sqlx::Transaction<'static, sqlx::Post
         .expect("lock rooms");
     lock
 }
+
+/// Sessions of this test's database waiting for a lock.
+const LOCK_WAITS: &str = "select count(*) from pg_stat_activity
+                          where datname = current_database() and wait_event_type = 'Lock'";
 
 async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -421,19 +425,18 @@ async fn nights_booked_together_each_get_their_own_answer() {
         wanted.push(want("ROOM7", "guest1", in_days(n), true, Some((201, ""))));
     }
 
-    // The first waits in the worker's statement; the 69 others queue up and
-    // are booked by the next statement, all together.
-    let lock = hold_the_worker(&app).await;
-    let first = send_all(&app, &base, &guest_token, &wanted[..1]).await;
-    wait_until("the first booking to wait for the lock", async || {
-        app.count("select count(*) from pg_stat_activity where wait_event_type = 'Lock'")
-            .await
-            == 1
+    // The first ten take the ten connections and wait for the lock; the 60
+    // others queue up, and the one worker books them in one statement on the
+    // first connection that comes free.
+    let lock = hold_the_bookings(&app).await;
+    let first = send_all(&app, &base, &guest_token, &wanted[..10]).await;
+    wait_until("ten bookings to wait for the lock", async || {
+        app.count(LOCK_WAITS).await == 10
     })
     .await;
-    let rest = send_all(&app, &base, &guest_token, &wanted[1..]).await;
-    wait_until("69 bookings to queue", async || {
-        app.state.book_queue.waiting() == 69
+    let rest = send_all(&app, &base, &guest_token, &wanted[10..]).await;
+    wait_until("60 bookings to queue", async || {
+        app.state.book_queue.waiting() == 60
     })
     .await;
     lock.commit().await.expect("release the lock");
@@ -470,8 +473,8 @@ async fn nights_booked_together_each_get_their_own_answer() {
         .await,
         16
     );
-    // Two statements booked the 70 requests.
-    assert_eq!(metric(&app, "book_statements_total").await, 2.0);
+    // Ten statements of one night, and one of 60.
+    assert_eq!(metric(&app, "book_statements_total").await, 11.0);
     assert_eq!(metric(&app, "book_statement_nights_total").await, 70.0);
 }
 
@@ -511,7 +514,7 @@ async fn a_night_that_fails_in_the_database_fails_alone() {
         })
         .collect();
     wanted.insert(
-        10,
+        15,
         Wanted {
             room: "CURSED",
             user: "user3",
@@ -521,17 +524,15 @@ async fn a_night_that_fails_in_the_database_fails_alone() {
         },
     );
 
-    let lock = hold_the_worker(&app).await;
-    let first = send_all(&app, &base, "", &wanted[..1]).await;
-    wait_until("the first booking to wait for the lock", async || {
-        app.count("select count(*) from pg_stat_activity where wait_event_type = 'Lock'")
-            .await
-            == 1
+    let lock = hold_the_bookings(&app).await;
+    let first = send_all(&app, &base, "", &wanted[..10]).await;
+    wait_until("ten bookings to wait for the lock", async || {
+        app.count(LOCK_WAITS).await == 10
     })
     .await;
-    let rest = send_all(&app, &base, "", &wanted[1..]).await;
-    wait_until("20 bookings to queue", async || {
-        app.state.book_queue.waiting() == 20
+    let rest = send_all(&app, &base, "", &wanted[10..]).await;
+    wait_until("11 bookings to queue", async || {
+        app.state.book_queue.waiting() == 11
     })
     .await;
     lock.commit().await.expect("release the lock");
@@ -552,7 +553,7 @@ async fn a_night_that_fails_in_the_database_fails_alone() {
         .await,
         0
     );
-    // The first alone; then the 20 together, which failed, then one by one.
+    // Ten alone; then the eleven queued together, which failed, then one by one.
     assert_eq!(metric(&app, "book_statements_total").await, 22.0);
-    assert_eq!(metric(&app, "book_statement_nights_total").await, 41.0);
+    assert_eq!(metric(&app, "book_statement_nights_total").await, 32.0);
 }

@@ -401,8 +401,7 @@ count_rooms() { sql -c "select count(*) || ' ' || count(*) filter (where h.is_de
 # From a statement with $1 room name, $2 user name, $3 the night and optionally
 # $4 the caller's id (and, as book.sql takes them since the booking limits,
 # $5 the horizon in days, $6 a guest's live bookings, $7 the caller's token
-# version, with the service's defaults or BOOKING_HORIZON_DAYS / GUEST_MAX_BOOKINGS;
-# book.sql takes $1..$4 and $7 as arrays, an element per night, and gets one night):
+# version, with the service's defaults or BOOKING_HORIZON_DAYS / GUEST_MAX_BOOKINGS):
 # the parameters become pgbench variables of the wrk script's ranges (nights
 # counted from today in UTC, as the wrk scripts do).
 gen_pgbench() { # src out room_prefix room_max night_min night_max
@@ -423,10 +422,7 @@ params = {
 found = set(re.findall(r"\$(\d+)", statement))
 if not {"1", "2", "3"} <= found <= set(params):
     sys.exit(f"{src}: expected parameters $1, $2, $3 (and $4..$7), found {sorted(found)}; update wrk/bench.sh")
-# An array parameter (book.sql takes one element per night) gets one element.
-statement = re.sub(r"\$(\d+)(::\w+\[\])?",
-                   lambda m: f"array[{params[m.group(1)]}]{m.group(2)}" if m.group(2) else params[m.group(1)],
-                   statement)
+statement = re.sub(r"\$(\d+)", lambda m: params[m.group(1)], statement)
 with open(out, "w") as f:
     f.write(f"\\set r random(0, {room_max})\n\\set u random(0, 49)\n"
             f"\\set d random({night_min}, {night_max})\n{statement};\n")
@@ -778,11 +774,8 @@ uuid = lambda key: f"'{v[key]}'::uuid"
 statements = [
     ("book", "POST /book (src/db/book.sql)", file_statement(book_sql),
      {4: ["'ROOM7'", "'user3'", f"'{v['night']}'::date", uuid("caller")],
-      # Four nights in one statement, as the service sends them under load.
-      7: ["array['ROOM7', 'ROOM8', 'ROOM9', 'ROOM7']", "array['user3', 'user4', 'user5', 'user6']",
-          f"array['{v['night']}'::date, '{v['night']}'::date, '{v['night']}'::date, '{v['night']}'::date + 1]",
-          f"array[{uuid('caller')}, {uuid('caller')}, {uuid('caller')}, {uuid('caller')}]",
-          str(v["horizon"]), str(v["guest_limit"]), f"array[{v['caller_ver']}, {v['caller_ver']}, {v['caller_ver']}, {v['caller_ver']}]"]}),
+      7: ["'ROOM7'", "'user3'", f"'{v['night']}'::date", uuid("caller"), str(v["horizon"]), str(v["guest_limit"]),
+          str(v["caller_ver"])]}),
     ("reference", "wrk/reference.sql", file_statement(reference_sql),
      {3: ["'ROOM7'", "'user3'", f"'{v['night']}'::date"]}),
     ("auth", "the auth check of every route but /book (AuthUser)",

@@ -1,13 +1,13 @@
 //! The seed-compatible booking of nights by room and user name, and the
-//! queue that books the keyless ones together. The queue answers with the
-//! service's [`Error`], as a handler would.
+//! queue that books keyless ones together when every connection is busy. The
+//! queue answers with the service's [`Error`], as a handler would.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use deadpool::managed::{Metrics, RecycleResult};
+use deadpool::managed::{Metrics, PoolError, RecycleResult, TimeoutType, Timeouts};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -61,27 +61,94 @@ pub struct NightRequest {
     pub caller: Caller,
 }
 
+/// What `book.sql` and `book_many.sql` found for one night.
+struct Found {
+    room_id: Option<Uuid>,
+    user_id: Option<Uuid>,
+    today: Option<NaiveDate>,
+    booking_id: Option<Uuid>,
+    status: Option<BookingStatus>,
+    caller_role: Option<Role>,
+    within_limit: Option<bool>,
+}
+
+impl Found {
+    fn outcome(self, request: &NightRequest, limits: &BookingLimits) -> NightBooking {
+        let (night, caller) = (request.night, request.caller);
+        if let (Some(id), Some(status)) = (self.booking_id, self.status) {
+            return NightBooking::Booked { id, status };
+        }
+        match (self.caller_role, self.room_id, self.user_id, self.today) {
+            (None, ..) => NightBooking::UnknownCaller,
+            (_, None, ..) => NightBooking::UnknownRoom,
+            (_, _, None, _) => NightBooking::UnknownUser,
+            (Some(Role::Guest), _, Some(user_id), _) if user_id != caller.id => {
+                NightBooking::NotYours
+            }
+            (_, _, _, Some(today)) if night < today => NightBooking::Past { today },
+            (_, _, _, Some(today)) if (night - today).num_days() > limits.horizon_days => {
+                NightBooking::BeyondHorizon { today }
+            }
+            _ if self.within_limit == Some(false) => NightBooking::GuestLimit,
+            _ => NightBooking::Taken,
+        }
+    }
+}
+
+fn horizon(limits: &BookingLimits) -> i32 {
+    i32::try_from(limits.horizon_days).unwrap_or(i32::MAX)
+}
+
+/// Books one night in one statement and one round trip (`book.sql`).
+pub async fn book_night(
+    conn: &mut PgConnection,
+    request: &NightRequest,
+    limits: &BookingLimits,
+) -> sqlx::Result<NightBooking> {
+    let row = sqlx::query_file!(
+        "src/db/book.sql",
+        request.room_name,
+        request.user_name,
+        request.night,
+        request.caller.id,
+        horizon(limits),
+        limits.guest_live_bookings,
+        request.caller.token_version
+    )
+    .fetch_one(conn)
+    .await?;
+    let found = Found {
+        room_id: row.room_id,
+        user_id: row.user_id,
+        today: row.today,
+        booking_id: row.booking_id,
+        status: row.status,
+        caller_role: row.caller_role,
+        within_limit: row.within_limit,
+    };
+    Ok(found.outcome(request, limits))
+}
+
 /// Books the nights of `requests` in one statement and one round trip
-/// (`book.sql`); each answer is that of its request, as if it had been
-/// booked alone after the ones before it.
+/// (`book_many.sql`); each answer is the one `book_night` would give, as if
+/// the requests had been booked one after the other.
 pub async fn book_nights(
     conn: &mut PgConnection,
     requests: &[NightRequest],
     limits: &BookingLimits,
 ) -> sqlx::Result<Vec<NightBooking>> {
-    let horizon = i32::try_from(limits.horizon_days).unwrap_or(i32::MAX);
     let rooms: Vec<&str> = requests.iter().map(|r| r.room_name.as_str()).collect();
     let users: Vec<&str> = requests.iter().map(|r| r.user_name.as_str()).collect();
     let nights: Vec<NaiveDate> = requests.iter().map(|r| r.night).collect();
     let callers: Vec<Uuid> = requests.iter().map(|r| r.caller.id).collect();
     let versions: Vec<i32> = requests.iter().map(|r| r.caller.token_version).collect();
     let rows = sqlx::query_file!(
-        "src/db/book.sql",
+        "src/db/book_many.sql",
         &rooms as &[&str],
         &users as &[&str],
         &nights,
         &callers,
-        horizon,
+        horizon(limits),
         limits.guest_live_bookings,
         &versions
     )
@@ -89,7 +156,7 @@ pub async fn book_nights(
     .await?;
     if rows.len() != requests.len() {
         return Err(sqlx::Error::Protocol(format!(
-            "book.sql answered {} rows for {} nights",
+            "book_many.sql answered {} rows for {} nights",
             rows.len(),
             requests.len()
         )));
@@ -98,24 +165,16 @@ pub async fn book_nights(
         .into_iter()
         .zip(requests)
         .map(|(row, request)| {
-            let (night, caller) = (request.night, request.caller);
-            if let (Some(id), Some(status)) = (row.booking_id, row.status) {
-                return NightBooking::Booked { id, status };
-            }
-            match (row.caller_role, row.room_id, row.user_id, row.today) {
-                (None, ..) => NightBooking::UnknownCaller,
-                (_, None, ..) => NightBooking::UnknownRoom,
-                (_, _, None, _) => NightBooking::UnknownUser,
-                (Some(Role::Guest), _, Some(user_id), _) if user_id != caller.id => {
-                    NightBooking::NotYours
-                }
-                (_, _, _, Some(today)) if night < today => NightBooking::Past { today },
-                (_, _, _, Some(today)) if (night - today).num_days() > limits.horizon_days => {
-                    NightBooking::BeyondHorizon { today }
-                }
-                _ if row.within_limit == Some(false) => NightBooking::GuestLimit,
-                _ => NightBooking::Taken,
-            }
+            let found = Found {
+                room_id: row.room_id,
+                user_id: row.user_id,
+                today: row.today,
+                booking_id: row.booking_id,
+                status: row.status,
+                caller_role: row.caller_role,
+                within_limit: row.within_limit,
+            };
+            found.outcome(request, limits)
         })
         .collect())
 }
@@ -157,14 +216,14 @@ impl deadpool::managed::Manager for BookConnections {
     }
 }
 
-/// A [`BookPool`] of `size` connections beside `pool`: the same connection
-/// options (its `statement_timeout` included), the same acquire timeout.
-pub fn book_pool(pool: &PgPool, size: usize) -> BookPool {
+/// A [`BookPool`] beside `pool`: the same connection options (its
+/// `statement_timeout` included), as many connections, the same acquire timeout.
+pub fn book_pool(pool: &PgPool) -> BookPool {
     let options = pool.options();
     let builder = BookPool::builder(BookConnections {
         options: pool.connect_options(),
     })
-    .max_size(size.max(1))
+    .max_size(options.get_max_connections() as usize)
     .wait_timeout(Some(options.get_acquire_timeout()))
     .create_timeout(Some(options.get_acquire_timeout()))
     .runtime(deadpool::Runtime::Tokio1);
@@ -188,36 +247,54 @@ pub async fn close_book_pool(pool: &BookPool) {
 /// Nights one statement books at most.
 const MOST_NIGHTS_PER_STATEMENT: usize = 128;
 
-/// Keyless `POST /book`s waiting for a statement; more wait for room in the queue.
+/// Keyless `POST /book`s waiting for a connection; more wait for room in the queue.
 const QUEUE: usize = 4096;
 
-/// `POST /book` without an `Idempotency-Key`: a few workers, each with a
-/// connection of [`BookPool`] while it books, take the requests in arrival
-/// order. A worker takes every request waiting (up to 128) and books them in
-/// one statement (`book.sql`): under load, many bookings cost PostgreSQL one
-/// round trip, one transaction and one commit, while a request that finds a
-/// worker free is booked at once, alone. A booking that fails is answered as
-/// it would be alone; a statement that fails for a reason of the database
-/// (not of the connection) is repeated one night at a time, so that no night
-/// fails for another's sake. A request given up before its turn (the client
-/// went away, or the request timed out) is not booked, and one that waited
-/// longer than the pool's acquire timeout answers `503`.
+/// `POST /book` without an `Idempotency-Key`. A request that finds a
+/// connection of [`BookPool`] free books its night at once, alone
+/// (`book.sql`). When every connection is busy, it joins a queue instead of
+/// waiting for a connection of its own: a few workers each take the next
+/// connection that comes free and book every request then waiting (up to
+/// 128) in one statement (`book_many.sql`). Under load, many bookings thus
+/// cost PostgreSQL one round trip, one transaction and one commit, and a
+/// request that finds the service idle is not delayed at all.
+///
+/// Each request gets the answer it would get alone. A statement of several
+/// that fails for a reason of the database (not of the connection, not the
+/// statement timeout) is rolled back whole and repeated night by night, so
+/// that no night fails for another's sake. A request given up while it
+/// waits (the client went away, or the request timed out) is not booked;
+/// one that waited longer than the pool's acquire timeout answers `503`.
 ///
 /// The workers run as long as a [`BookQueue`] is left; create it in a Tokio
 /// runtime.
 #[derive(Clone)]
 pub struct BookQueue {
+    pool: BookPool,
+    limits: BookingLimits,
+    /// A free connection, or none at once (a new one is opened while the
+    /// pool is not full).
+    at_once: Timeouts,
     jobs: mpsc::Sender<Job>,
     counts: Arc<QueueCounts>,
 }
 
-/// What the workers did, for `/metrics`.
+/// What the queue did, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct QueueCounts {
-    /// Statements run (the repeats of a failed statement included).
+    /// Statements run, alone or for the queue (the repeats of a failed one included).
     pub statements: AtomicU64,
     /// Nights those statements booked or answered.
     pub nights: AtomicU64,
+    /// Requests in the queue or taken by a worker that waits for a connection.
+    pub waiting: AtomicUsize,
+}
+
+impl QueueCounts {
+    fn ran(&self, nights: usize) {
+        self.statements.fetch_add(1, Ordering::Relaxed);
+        self.nights.fetch_add(nights as u64, Ordering::Relaxed);
+    }
 }
 
 struct Job {
@@ -226,36 +303,69 @@ struct Job {
     answer: oneshot::Sender<Result<NightBooking, Error>>,
 }
 
+/// What a worker needs.
+struct Worker {
+    pool: BookPool,
+    limits: BookingLimits,
+    receiver: Arc<Mutex<mpsc::Receiver<Job>>>,
+    /// The longest a request may wait (the pool's acquire timeout).
+    wait: Duration,
+    counts: Arc<QueueCounts>,
+}
+
 impl BookQueue {
-    /// `workers` workers (at least one) booking on `pool`'s connections.
+    /// The queue of `pool`, with `workers` workers (at least one).
     pub fn start(pool: BookPool, limits: BookingLimits, workers: usize) -> BookQueue {
         let (jobs, receiver) = mpsc::channel(QUEUE);
         let receiver = Arc::new(Mutex::new(receiver));
         let counts = Arc::new(QueueCounts::default());
-        let wait = pool.timeouts().wait.unwrap_or(Duration::from_secs(5));
+        let timeouts = pool.timeouts();
         for _ in 0..workers.max(1) {
-            tokio::spawn(work(
-                pool.clone(),
-                receiver.clone(),
+            let worker = Worker {
+                pool: pool.clone(),
                 limits,
-                wait,
-                counts.clone(),
-            ));
+                receiver: receiver.clone(),
+                wait: timeouts.wait.unwrap_or(Duration::from_secs(5)),
+                counts: counts.clone(),
+            };
+            tokio::spawn(worker.run());
         }
-        BookQueue { jobs, counts }
+        BookQueue {
+            at_once: Timeouts {
+                wait: Some(Duration::ZERO),
+                ..timeouts
+            },
+            pool,
+            limits,
+            jobs,
+            counts,
+        }
     }
 
-    /// Books `request` with the others waiting, and answers how it went.
+    /// Books `request`: at once if a connection is free, else with the
+    /// others waiting.
     pub async fn book(&self, request: NightRequest) -> Result<NightBooking, Error> {
+        match self.pool.timeout_get(&self.at_once).await {
+            Ok(mut conn) => {
+                self.counts.ran(1);
+                return Ok(book_night(&mut conn, &request, &self.limits).await?);
+            }
+            Err(PoolError::Timeout(TimeoutType::Wait)) => {}
+            Err(error) => return Err(error.into()),
+        }
         let (answer, answered) = oneshot::channel();
         let job = Job {
             request,
             queued: Instant::now(),
             answer,
         };
+        self.counts.waiting.fetch_add(1, Ordering::Relaxed);
         if self.jobs.send(job).await.is_err() {
+            self.counts.waiting.fetch_sub(1, Ordering::Relaxed);
             return Err(Error::Unavailable);
         }
+        // A job dropped unanswered (it waited too long, or the workers are
+        // gone) answers 503.
         answered.await.unwrap_or(Err(Error::Unavailable))
     }
 
@@ -263,105 +373,106 @@ impl BookQueue {
         &self.counts
     }
 
-    /// Requests waiting for a worker.
+    /// Requests waiting for a connection.
     pub fn waiting(&self) -> usize {
-        self.jobs.max_capacity() - self.jobs.capacity()
+        self.counts.waiting.load(Ordering::Relaxed)
     }
 }
 
-async fn work(
-    pool: BookPool,
-    receiver: Arc<Mutex<mpsc::Receiver<Job>>>,
-    limits: BookingLimits,
-    wait: Duration,
-    counts: Arc<QueueCounts>,
-) {
-    let mut jobs = Vec::with_capacity(MOST_NIGHTS_PER_STATEMENT);
-    loop {
-        let received = receiver
-            .lock()
-            .await
-            .recv_many(&mut jobs, MOST_NIGHTS_PER_STATEMENT)
-            .await;
-        if received == 0 {
-            // Every `BookQueue` is gone.
-            return;
+impl Worker {
+    async fn run(self) {
+        let mut jobs = Vec::with_capacity(MOST_NIGHTS_PER_STATEMENT);
+        loop {
+            let received = self
+                .receiver
+                .lock()
+                .await
+                .recv_many(&mut jobs, MOST_NIGHTS_PER_STATEMENT)
+                .await;
+            if received == 0 {
+                // Every `BookQueue` is gone.
+                return;
+            }
+            let conn = self.pool.get().await;
+            // Take those that came while this worker waited for the
+            // connection. A worker holding the receiver is waiting for a
+            // request, so there is none to take.
+            if let Ok(mut receiver) = self.receiver.try_lock() {
+                while jobs.len() < MOST_NIGHTS_PER_STATEMENT {
+                    match receiver.try_recv() {
+                        Ok(job) => jobs.push(job),
+                        Err(_) => break,
+                    }
+                }
+            }
+            self.counts.waiting.fetch_sub(jobs.len(), Ordering::Relaxed);
+            // Requests given up are not booked; those that waited too long are
+            // dropped unanswered and answer 503.
+            let mut expired = 0;
+            jobs.retain(|job| {
+                let late = job.queued.elapsed() > self.wait;
+                expired += usize::from(late && !job.answer.is_closed());
+                !late && !job.answer.is_closed()
+            });
+            if expired > 0 {
+                tracing::warn!(
+                    expired,
+                    "bookings waited longer than the acquire timeout for a connection"
+                );
+            }
+            if jobs.is_empty() {
+                continue;
+            }
+            let (requests, senders): (Vec<_>, Vec<_>) =
+                jobs.drain(..).map(|job| (job.request, job.answer)).unzip();
+            let answers = match conn {
+                Ok(mut conn) => self.book_together(&mut conn, &requests).await,
+                Err(error) => the_same_for_all(Error::from(error), requests.len()),
+            };
+            for (sender, answer) in senders.into_iter().zip(answers) {
+                // The client may have gone meanwhile; its night stays booked,
+                // as when a request is cut short during its statement.
+                let _ = sender.send(answer);
+            }
         }
-        let mut expired = 0;
-        jobs.retain(|job| {
-            if job.answer.is_closed() {
-                return false;
-            }
-            if job.queued.elapsed() > wait {
-                expired += 1;
-                return false;
-            }
-            true
-        });
-        // `retain` dropped the given-up and the expired jobs; the latter's
-        // requests answer 503 on their own (their answer was dropped unsent).
-        if expired > 0 {
-            tracing::warn!(
-                expired,
-                "bookings waited longer than the acquire timeout for a connection"
+    }
+
+    /// One statement for all of `requests`, or, if it fails for a reason of
+    /// the database, one per request.
+    async fn book_together(
+        &self,
+        conn: &mut PgConnection,
+        requests: &[NightRequest],
+    ) -> Vec<Result<NightBooking, Error>> {
+        self.counts.ran(requests.len());
+        let error = match requests {
+            [request] => match book_night(conn, request, &self.limits).await {
+                Ok(booked) => return vec![Ok(booked)],
+                Err(error) => error,
+            },
+            _ => match book_nights(conn, requests, &self.limits).await {
+                Ok(booked) => return booked.into_iter().map(Ok).collect(),
+                Err(error) => error,
+            },
+        };
+        let repeat = requests.len() > 1
+            && !is_connection_error(&error)
+            && matches!(&error, sqlx::Error::Database(db) if db.code().as_deref() != Some("57014"));
+        if !repeat {
+            return the_same_for_all(Error::from(error), requests.len());
+        }
+        tracing::warn!(%error, nights = requests.len(), "a statement of several bookings failed; booking them one at a time");
+        let mut answers = Vec::with_capacity(requests.len());
+        for request in requests {
+            self.counts.ran(1);
+            answers.push(
+                book_night(conn, request, &self.limits)
+                    .await
+                    .map_err(Error::from),
             );
         }
-        if jobs.is_empty() {
-            continue;
-        }
-        let (requests, senders): (Vec<_>, Vec<_>) =
-            jobs.drain(..).map(|job| (job.request, job.answer)).unzip();
-        let answers = book_together(&pool, &requests, &limits, &counts).await;
-        for (sender, answer) in senders.into_iter().zip(answers) {
-            // The client may have gone meanwhile; its night stays booked, as
-            // when a request is cut short during its statement.
-            let _ = sender.send(answer);
-        }
+        answers
     }
-}
-
-/// One statement for all of `requests`, or, if it fails for a reason of the
-/// database, one per request.
-async fn book_together(
-    pool: &BookPool,
-    requests: &[NightRequest],
-    limits: &BookingLimits,
-    counts: &QueueCounts,
-) -> Vec<Result<NightBooking, Error>> {
-    let mut conn = match pool.get().await {
-        Ok(conn) => conn,
-        Err(error) => return the_same_for_all(Error::from(error), requests.len()),
-    };
-    counts.statements.fetch_add(1, Ordering::Relaxed);
-    counts
-        .nights
-        .fetch_add(requests.len() as u64, Ordering::Relaxed);
-    let error = match book_nights(&mut conn, requests, limits).await {
-        Ok(booked) => return booked.into_iter().map(Ok).collect(),
-        Err(error) => error,
-    };
-    // A statement that failed in the database (not a lost connection, not
-    // the statement timeout) was rolled back whole: repeat it night by night.
-    let repeat = requests.len() > 1
-        && !is_connection_error(&error)
-        && matches!(&error, sqlx::Error::Database(db) if db.code().as_deref() != Some("57014"));
-    if !repeat {
-        return the_same_for_all(Error::from(error), requests.len());
-    }
-    tracing::warn!(%error, nights = requests.len(), "a statement of several bookings failed; booking them one at a time");
-    let mut answers = Vec::with_capacity(requests.len());
-    for request in requests {
-        counts.statements.fetch_add(1, Ordering::Relaxed);
-        counts.nights.fetch_add(1, Ordering::Relaxed);
-        let answer = match book_nights(&mut conn, std::slice::from_ref(request), limits).await {
-            Ok(mut booked) => booked
-                .pop()
-                .ok_or_else(|| Error::Internal("book.sql answered no row".into())),
-            Err(error) => Err(Error::from(error)),
-        };
-        answers.push(answer);
-    }
-    answers
 }
 
 /// `error` for the first request, and one like it for each of the others.

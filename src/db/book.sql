@@ -1,67 +1,51 @@
--- POST /book, any number of nights in one statement and one round trip. Job n
--- (the arrays' n-th elements) books night $3[n] of room $1[n] (in the default
--- hotel) for user $2[n], on behalf of the caller $4[n], who must still exist with
--- token version $7[n]; a guest books only for itself and holds fewer than $6 live
--- bookings. A night before today or more than $5 days after it, in the hotel's
--- time zone, is refused. One row per job answers what was found and booked.
--- Every lookup is by a unique index, one per job (correlated scalar subqueries,
--- so that no plan can turn them into scans whatever the statistics): the default
--- hotel by `hotels_one_default`, the room by (hotel_id, name), the users by name
--- and by id.
+-- POST /book in one round trip: resolve the room (in the default hotel) and the
+-- user by name, check the caller $4 (it must still exist with token version $7;
+-- a guest books only for itself and holds fewer than $6 live bookings), refuse a
+-- night before today or more than $5 days after it in the hotel's time zone, insert.
+-- Every lookup is by a unique index: the default hotel by `hotels_one_default`
+-- (a scalar subquery, so the plan never depends on table statistics), the room
+-- by (hotel_id, name), the users by name and id.
 -- The exclusion constraint `bookings_no_overlap` decides conflicts; with
 -- `on conflict do nothing` a taken night yields no inserted row instead of an
--- error. Of jobs for the same room and night only the first tries; rows are
--- inserted in (room, night) order, so two statements that want the same nights
--- wait for each other in one order and cannot deadlock.
--- wrk/bench.sh runs this very text under pgbench, with one job.
+-- error, so the caller tells "taken" from "unknown" or "past" by what was found.
+-- wrk/bench.sh runs this very text under pgbench.
 with hotel as (
     select h.id, h.timezone, h.check_in_time, h.check_out_time,
            (now() at time zone h.timezone)::date as today
     from hotels h
     where h.id = (select id from hotels where is_default)
 ),
-job as (
-    select j.n, j.night, j.caller_id,
-           (select r.id from rooms r
-            where r.hotel_id = (select id from hotel) and r.name = j.room_name) as room_id,
-           (select u.id from users u where u.name = j.user_name) as booker_id,
-           (select u.role from users u
-            where u.id = j.caller_id and u.token_version = j.token_version) as caller_role
-    from unnest($1::text[], $2::text[], $3::date[], $4::uuid[], $7::integer[])
-        with ordinality as j (room_name, user_name, night, caller_id, token_version, n)
+room as (
+    select r.id from rooms r where r.hotel_id = (select id from hotel) and r.name = $1
 ),
-checked as (
-    select job.*,
-           job.caller_role is not null
-               and (job.caller_role <> 'guest'
-                    or (select count(*) from live_bookings b
-                        where b.user_id = job.caller_id
-                          and b.status in ('confirmed', 'checked_in')) < $6) as within_limit
-    from job
+booker as (
+    select id from users where name = $2
 ),
-candidate as (
-    select distinct on (c.room_id, c.night) c.n, c.room_id, c.booker_id, c.night
-    from checked c, hotel
-    where c.room_id is not null and c.booker_id is not null and c.within_limit
-      and (c.caller_role <> 'guest' or c.caller_id = c.booker_id)
-      and c.night >= hotel.today and c.night <= hotel.today + $5::integer
-    order by c.room_id, c.night, c.n
+caller as (
+    select u.id, u.role,
+           u.role <> 'guest'
+               or (select count(*) from live_bookings b
+                   where b.user_id = u.id and b.status in ('confirmed', 'checked_in')) < $6 as within_limit
+    from users u
+    where u.id = $4 and u.token_version = $7
 ),
 inserted as (
     insert into bookings (room_id, user_id, stay, check_in_at, check_out_at)
-    select c.room_id, c.booker_id, daterange(c.night, c.night + 1),
-           (c.night + hotel.check_in_time) at time zone hotel.timezone,
-           (c.night + 1 + hotel.check_out_time) at time zone hotel.timezone
-    from candidate c, hotel
-    order by c.room_id, c.night
+    select room.id, booker.id, daterange($3::date, $3::date + 1),
+           ($3::date + hotel.check_in_time) at time zone hotel.timezone,
+           ($3::date + 1 + hotel.check_out_time) at time zone hotel.timezone
+    from hotel, room, booker, caller
+    where $3::date >= hotel.today and $3::date <= hotel.today + $5::integer
+      and (caller.role <> 'guest' or caller.id = booker.id) and caller.within_limit
     on conflict do nothing
-    returning id, status, room_id, stay
+    returning id, status
 )
-select c.n as "n!", c.room_id as "room_id?", c.booker_id as "user_id?", hotel.today as "today?",
-       i.id as "booking_id?", i.status as "status?: BookingStatus",
-       c.caller_role as "caller_role?: Role", c.within_limit as "within_limit?"
-from checked c
+select room.id as "room_id?", booker.id as "user_id?", hotel.today as "today?", inserted.id as "booking_id?",
+       inserted.status as "status?: BookingStatus", caller.role as "caller_role?: Role",
+       caller.within_limit as "within_limit?"
+from (values (1)) as one (x)
 left join hotel on true
-left join candidate k on k.n = c.n
-left join inserted i on i.room_id = k.room_id and i.stay = daterange(k.night, k.night + 1)
-order by c.n
+left join room on true
+left join booker on true
+left join caller on true
+left join inserted on true

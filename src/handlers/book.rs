@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{created, idempotency};
 use crate::auth::TokenClaims;
-use crate::db::book::{Caller, NightBooking, NightRequest, book_nights};
+use crate::db::book::{Caller, NightBooking, NightRequest, book_night};
 use crate::domain::booking::BookingLimits;
 use crate::domain::{BookingStatus, parse_seed_date};
 use crate::error::{Error, ErrorCode, Result};
@@ -86,8 +86,9 @@ pub async fn book(
         caller,
     };
     if key.0.is_none() {
-        // Booked with the other keyless requests waiting: one statement in
-        // autocommit, one round trip (see `db::book::BookQueue`).
+        // One statement in autocommit, one round trip, on a connection of its
+        // own kind; or, when all are busy, with the others waiting for one
+        // (see `db::book::BookQueue`).
         let booked = state.book_queue.book(wanted).await?;
         return answer(booked, &request, night);
     }
@@ -105,10 +106,7 @@ async fn book_one(
     request: &BookNight,
     limits: &BookingLimits,
 ) -> Result<Response> {
-    let booked = book_nights(conn, std::slice::from_ref(wanted), limits)
-        .await?
-        .pop()
-        .ok_or_else(|| Error::Internal("book.sql answered no row".into()))?;
+    let booked = book_night(conn, wanted, limits).await?;
     answer(booked, request, wanted.night)
 }
 
