@@ -142,13 +142,14 @@ cd "$ROOT"
 BENCH_DIR="$ROOT/wrk"
 RESULTS_DIR="$BENCH_DIR/results"
 BOOK_SQL="$ROOT/src/db/book.sql"
+BOOK_MANY_SQL="$ROOT/src/db/book_many.sql"
 REFERENCE_SQL="$BENCH_DIR/reference.sql"
 SEARCH_SQL="$ROOT/src/db/search_hotels.sql"
 SEARCH_DATA="$BENCH_DIR/search_data.sql"
 LARGE_DATA="$BENCH_DIR/large_inventory.sql"
 SQLX_DIR="$ROOT/.sqlx"
 if [[ $PROFILE == 1 ]]; then BIN="$ROOT/target/profiling/room-booking"; else BIN="$ROOT/target/release/room-booking"; fi
-for f in "$BOOK_SQL" "$REFERENCE_SQL"; do [[ -f "$f" ]] || die "$f not found"; done
+for f in "$BOOK_SQL" "$BOOK_MANY_SQL" "$REFERENCE_SQL"; do [[ -f "$f" ]] || die "$f not found"; done
 if wants search; then
     for f in "$SEARCH_SQL" "$SEARCH_DATA"; do [[ -f "$f" ]] || die "$f not found"; done
 fi
@@ -717,7 +718,8 @@ load_search_data() {
 }
 
 # --- The booking path's plans ----------------------------------------------------------
-# Every statement a booking runs: POST /book (src/db/book.sql), the reference, the
+# Every statement a booking runs: POST /book (src/db/book.sql, and book_many.sql
+# for the requests queued while every connection was busy), the reference, the
 # auth check of every other route, and POST /bookings (context, allocation,
 # pricing, insert, invoice, answer), taken from the .sqlx cache, i.e. the text
 # the service sends. Each is prepared, and EXPLAIN (ANALYZE, BUFFERS) runs it with
@@ -742,10 +744,10 @@ explain_booking_path() { # label (statistics state)
             join room_types rt on rt.hotel_id = h.id and rt.is_default
             join rate_plans rp on rp.hotel_id = h.id
             where h.name = 'Large hotel 42'" >"$vars"
-    python3 - "$SQLX_DIR" "$BOOK_SQL" "$REFERENCE_SQL" "$vars" "$RUN_DIR/explain-$label.sql" <<'PY' \
+    python3 - "$SQLX_DIR" "$BOOK_SQL" "$BOOK_MANY_SQL" "$REFERENCE_SQL" "$vars" "$RUN_DIR/explain-$label.sql" <<'PY' \
         || die "cannot build the EXPLAIN script of the booking path"
 import glob, json, re, sys
-sqlx_dir, book_sql, reference_sql, vars_file, out = sys.argv[1:]
+sqlx_dir, book_sql, book_many_sql, reference_sql, vars_file, out = sys.argv[1:]
 v = json.load(open(vars_file))
 
 def file_statement(path):
@@ -776,6 +778,13 @@ statements = [
      {4: ["'ROOM7'", "'user3'", f"'{v['night']}'::date", uuid("caller")],
       7: ["'ROOM7'", "'user3'", f"'{v['night']}'::date", uuid("caller"), str(v["horizon"]), str(v["guest_limit"]),
           str(v["caller_ver"])]}),
+    ("book-many", "POST /book, the requests queued while every connection was busy (src/db/book_many.sql), 4 nights",
+     file_statement(book_many_sql),
+     {7: ["array['ROOM7', 'ROOM8', 'ROOM9', 'ROOM7']", "array['user3', 'user4', 'user5', 'user6']",
+          f"array['{v['night']}'::date, '{v['night']}'::date, '{v['night']}'::date, '{v['night']}'::date + 1]",
+          f"array[{uuid('caller')}, {uuid('caller')}, {uuid('caller')}, {uuid('caller')}]",
+          str(v["horizon"]), str(v["guest_limit"]),
+          f"array[{v['caller_ver']}, {v['caller_ver']}, {v['caller_ver']}, {v['caller_ver']}]"]}),
     ("reference", "wrk/reference.sql", file_statement(reference_sql),
      {3: ["'ROOM7'", "'user3'", f"'{v['night']}'::date"]}),
     ("auth", "the auth check of every route but /book (AuthUser)",

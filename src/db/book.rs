@@ -359,11 +359,13 @@ impl BookQueue {
             queued: Instant::now(),
             answer,
         };
-        self.counts.waiting.fetch_add(1, Ordering::Relaxed);
-        if self.jobs.send(job).await.is_err() {
-            self.counts.waiting.fetch_sub(1, Ordering::Relaxed);
+        // A place in the queue first: a request dropped while it waits for
+        // one leaves nothing behind.
+        let Ok(place) = self.jobs.reserve().await else {
             return Err(Error::Unavailable);
-        }
+        };
+        self.counts.waiting.fetch_add(1, Ordering::Relaxed);
+        place.send(job);
         // A job dropped unanswered (it waited too long, or the workers are
         // gone) answers 503.
         answered.await.unwrap_or(Err(Error::Unavailable))
