@@ -61,7 +61,7 @@ pub struct NightRequest {
     pub caller: Caller,
 }
 
-/// What `book.sql` and `book_many.sql` found for one night.
+/// What `book.sql` and `book_many.sql` found for one night (a row of either).
 struct Found {
     room_id: Option<Uuid>,
     user_id: Option<Uuid>,
@@ -105,7 +105,8 @@ pub async fn book_night(
     request: &NightRequest,
     limits: &BookingLimits,
 ) -> sqlx::Result<NightBooking> {
-    let row = sqlx::query_file!(
+    let found = sqlx::query_file_as!(
+        Found,
         "src/db/book.sql",
         request.room_name,
         request.user_name,
@@ -117,15 +118,6 @@ pub async fn book_night(
     )
     .fetch_one(conn)
     .await?;
-    let found = Found {
-        room_id: row.room_id,
-        user_id: row.user_id,
-        today: row.today,
-        booking_id: row.booking_id,
-        status: row.status,
-        caller_role: row.caller_role,
-        within_limit: row.within_limit,
-    };
     Ok(found.outcome(request, limits))
 }
 
@@ -142,7 +134,8 @@ pub async fn book_nights(
     let nights: Vec<NaiveDate> = requests.iter().map(|r| r.night).collect();
     let callers: Vec<Uuid> = requests.iter().map(|r| r.caller.id).collect();
     let versions: Vec<i32> = requests.iter().map(|r| r.caller.token_version).collect();
-    let rows = sqlx::query_file!(
+    let found = sqlx::query_file_as!(
+        Found,
         "src/db/book_many.sql",
         &rooms as &[&str],
         &users as &[&str],
@@ -154,28 +147,17 @@ pub async fn book_nights(
     )
     .fetch_all(conn)
     .await?;
-    if rows.len() != requests.len() {
+    if found.len() != requests.len() {
         return Err(sqlx::Error::Protocol(format!(
             "book_many.sql answered {} rows for {} nights",
-            rows.len(),
+            found.len(),
             requests.len()
         )));
     }
-    Ok(rows
+    Ok(found
         .into_iter()
         .zip(requests)
-        .map(|(row, request)| {
-            let found = Found {
-                room_id: row.room_id,
-                user_id: row.user_id,
-                today: row.today,
-                booking_id: row.booking_id,
-                status: row.status,
-                caller_role: row.caller_role,
-                within_limit: row.within_limit,
-            };
-            found.outcome(request, limits)
-        })
+        .map(|(found, request)| found.outcome(request, limits))
         .collect())
 }
 

@@ -58,7 +58,7 @@ inserted as (
     on conflict do nothing
     returning id, status, room_id, stay
 )
-select c.n as "n!", c.room_id as "room_id?", c.booker_id as "user_id?", hotel.today as "today?",
+select c.room_id as "room_id?", c.booker_id as "user_id?", hotel.today as "today?",
        i.id as "booking_id?", i.status as "status?: BookingStatus",
        c.caller_role as "caller_role?: Role", c.within_limit as "within_limit?"
 from checked c
