@@ -560,3 +560,98 @@ async fn a_night_that_fails_in_the_database_fails_alone() {
     assert_eq!(metric(&app, "book_statements_total").await, 22.0);
     assert_eq!(metric(&app, "book_statement_nights_total").await, 32.0);
 }
+
+/// Ends the sessions of this test's database that wait for a lock (the
+/// bookings held by [`hold_the_bookings`]), as a crash of their backends
+/// would; answers how many.
+async fn end_the_waiting_sessions(app: &TestApp) -> i64 {
+    app.count(
+        "select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity
+         where datname = current_database() and wait_event_type = 'Lock') ended",
+    )
+    .await
+}
+
+/// Sessions waiting for a lock with a statement of several nights
+/// (`book_many.sql`, known by its first line: `query` keeps only the start).
+const MANY_WAITS: &str = "select count(*) from pg_stat_activity
+                          where datname = current_database() and wait_event_type = 'Lock'
+                            and query like '-- POST /book, many nights in one statement%'";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_statement_of_several_whose_connection_ends_books_nothing_and_answers_503() {
+    let limits = Limits {
+        book_workers: 1,
+        ..test_limits()
+    };
+    let app = TestApp::with_limits(limits, 4).await;
+    app.create_room("ROOM7").await;
+    app.create_user("user3").await;
+    let base = app.serve().await;
+    let wanted: Vec<Wanted> = (1..=30)
+        .map(|n| Wanted {
+            room: "ROOM7",
+            user: "user3",
+            night: in_days(n),
+            guest: false,
+            expected: Some((201, "")),
+        })
+        .collect();
+
+    // Ten bookings wait for the lock on the ten connections, twenty queue.
+    let lock = hold_the_bookings(&app).await;
+    let first = send_all(&app, &base, "", &wanted[..10]).await;
+    wait_until("ten bookings to wait for the lock", async || {
+        app.count(LOCK_WAITS).await == 10
+    })
+    .await;
+    let rest = send_all(&app, &base, "", &wanted[10..]).await;
+    wait_until("20 bookings to queue", async || {
+        app.state.book_queue.waiting() == 20
+    })
+    .await;
+    // The ten lose their connections; the worker then opens a new one and
+    // its statement of twenty waits for the lock in turn, and loses it too.
+    assert_eq!(end_the_waiting_sessions(&app).await, 10);
+    wait_until(
+        "the statement of twenty alone to wait for the lock",
+        async || {
+            app.state.book_queue.waiting() == 0
+                && app.count(LOCK_WAITS).await == 1
+                && app.count(MANY_WAITS).await == 1
+        },
+    )
+    .await;
+    assert_eq!(end_the_waiting_sessions(&app).await, 1);
+    wait_until("its session to be gone", async || {
+        app.count(LOCK_WAITS).await == 0
+    })
+    .await;
+    lock.commit().await.expect("release the lock");
+
+    for (task, wanted) in first.into_iter().chain(rest).zip(&wanted) {
+        let (status, body) = task.await.expect("the request finishes");
+        assert_eq!(status, 503, "{}: {body}", wanted.night);
+        assert_eq!(body["code"], "service_unavailable", "{body}");
+    }
+    assert_eq!(
+        app.count("select count(*) from bookings").await,
+        0,
+        "no night answered 503 is booked"
+    );
+    assert_eq!(metric(&app, "book_statements_total").await, 11.0);
+    assert_eq!(metric(&app, "book_statement_nights_total").await, 30.0);
+
+    // The same thirty again, one after another: the connections recover and
+    // every night is free.
+    for wanted in &wanted {
+        let response = app
+            .post(
+                "/book",
+                json!({"room_name": wanted.room, "user_name": wanted.user, "date": wanted.night.to_string()}),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
+    }
+    assert_eq!(app.count("select count(*) from bookings").await, 30);
+}
