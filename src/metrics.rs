@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics::{Key, Label, Level, Metadata, Recorder};
@@ -104,10 +105,27 @@ impl Metrics {
     }
 }
 
+/// The method label: a method of RFC 9110 (or `PATCH`) by its name, any other
+/// (HTTP allows any token) as `other`, so that a client cannot create series.
+fn method_label(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "CONNECT" => "CONNECT",
+        "OPTIONS" => "OPTIONS",
+        "TRACE" => "TRACE",
+        "PATCH" => "PATCH",
+        _ => "other",
+    }
+}
+
 /// Counts and times every request (a layer of the whole Router).
 pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().clone();
+    let method = method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -115,7 +133,7 @@ pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next)
     let response = next.run(request).await;
     let status = response.status();
     let labels = vec![
-        Label::new("method", method.as_str().to_owned()),
+        Label::from_static_parts("method", method),
         Label::new("route", route.clone()),
         Label::new("status", status.as_str().to_owned()),
     ];

@@ -353,6 +353,29 @@ async fn metrics_count_requests_bookings_conflicts_and_replays() {
         3.0
     );
     assert!(!text.contains("/scanner/"));
+    // Methods outside RFC 9110 share one series too, on a route as elsewhere.
+    for n in 0..3 {
+        let method = Method::from_bytes(format!("SCAN{n}").as_bytes()).expect("a method");
+        let response = app.request_as(None, method.clone(), "/book", None).await;
+        assert_eq!(response.status, StatusCode::METHOD_NOT_ALLOWED);
+        app.request_as(None, method, "/scanner", None).await;
+    }
+    let text = app
+        .request_as(None, Method::GET, "/metrics", None)
+        .await
+        .body
+        .as_str()
+        .expect("text")
+        .to_owned();
+    assert!(!text.contains("SCAN"), "{text}");
+    assert!(
+        text.contains(r#"http_requests_total{method="other",route="/book",status="405"} 3"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"http_requests_total{method="other",route="unmatched",status="404"} 3"#),
+        "{text}"
+    );
     assert_eq!(line(r#"bookings_created_total{route="/book"}"#), 1.0);
     assert_eq!(line(r#"booking_conflicts_total{route="/book"}"#), 1.0);
     assert!(text.contains("http_request_duration_seconds_bucket{"));
