@@ -655,3 +655,27 @@ async fn a_statement_of_several_whose_connection_ends_books_nothing_and_answers_
     }
     assert_eq!(app.count("select count(*) from bookings").await, 30);
 }
+
+#[tokio::test]
+async fn the_connections_of_book_plan_generically() {
+    // `book_many.sql` would otherwise be planned anew on every execution
+    // (its custom plan, for the arrays' lengths, always looks cheaper).
+    let app = TestApp::new().await;
+    let mut conn = app.state.book_pool.get().await.expect("a connection");
+    let mode: String = sqlx::query_scalar("select current_setting('plan_cache_mode')")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("the setting");
+    assert_eq!(mode, "force_generic_plan");
+    let timeout: String = sqlx::query_scalar("select current_setting('statement_timeout')")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("the setting");
+    assert_ne!(timeout, "0", "the pool's statement timeout is kept");
+    let mut pooled = app.pool.acquire().await.expect("a connection");
+    let mode: String = sqlx::query_scalar("select current_setting('plan_cache_mode')")
+        .fetch_one(&mut *pooled)
+        .await
+        .expect("the setting");
+    assert_eq!(mode, "auto", "the pool's connections keep the default");
+}
