@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::domain::booking::BookingLimits;
-use crate::state::Limits;
+use crate::state::{Limits, default_pool_size};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -75,8 +75,8 @@ pub struct Config {
     pub data_dir: PathBuf,
 
     /// Database connections of the pool, and as many again for `POST /book`
-    /// without an `Idempotency-Key`.
-    #[arg(long, env = "POOL_SIZE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
+    /// without an `Idempotency-Key`. Default: twice the cores.
+    #[arg(long, env = "POOL_SIZE", default_value_t = default_pool_size(), value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
     pub pool_size: u32,
 
     /// Seconds a request may take before it answers 503.
