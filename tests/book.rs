@@ -360,6 +360,29 @@ async fn send_all(
         .collect()
 }
 
+/// Sends `wanted` while [`hold_the_bookings`] holds the lock: the first ten
+/// take the ten connections of `POST /book` and wait for the lock, the others
+/// queue. Answers the requests in the order of `wanted`.
+async fn send_ten_then_queue(
+    app: &TestApp,
+    base: &str,
+    guest_token: &str,
+    wanted: &[Wanted],
+) -> Vec<tokio::task::JoinHandle<(u16, serde_json::Value)>> {
+    let mut sent = send_all(app, base, guest_token, &wanted[..10]).await;
+    wait_until("ten bookings to wait for the lock", async || {
+        app.count(LOCK_WAITS).await == 10
+    })
+    .await;
+    sent.extend(send_all(app, base, guest_token, &wanted[10..]).await);
+    let queued = wanted.len() - 10;
+    wait_until(&format!("{queued} bookings to queue"), async || {
+        app.state.book_queue.waiting() == queued
+    })
+    .await;
+    sent
+}
+
 /// The value of the line of `/metrics` that starts with `name`.
 async fn metric(app: &TestApp, name: &str) -> f64 {
     let metrics = app.request_as(None, Method::GET, "/metrics", None).await;
@@ -429,20 +452,11 @@ async fn nights_booked_together_each_get_their_own_answer() {
     // others queue up, and the one worker books them in one statement on the
     // first connection that comes free.
     let lock = hold_the_bookings(&app).await;
-    let first = send_all(&app, &base, &guest_token, &wanted[..10]).await;
-    wait_until("ten bookings to wait for the lock", async || {
-        app.count(LOCK_WAITS).await == 10
-    })
-    .await;
-    let rest = send_all(&app, &base, &guest_token, &wanted[10..]).await;
-    wait_until("60 bookings to queue", async || {
-        app.state.book_queue.waiting() == 60
-    })
-    .await;
+    let sent = send_ten_then_queue(&app, &base, &guest_token, &wanted).await;
     lock.commit().await.expect("release the lock");
 
     let mut racers = Vec::new();
-    for (task, wanted) in first.into_iter().chain(rest).zip(&wanted) {
+    for (task, wanted) in sent.into_iter().zip(&wanted) {
         let (status, body) = task.await.expect("the request finishes");
         match wanted.expected {
             None => racers.push((status, body)),
@@ -525,19 +539,10 @@ async fn a_night_that_fails_in_the_database_fails_alone() {
     );
 
     let lock = hold_the_bookings(&app).await;
-    let first = send_all(&app, &base, "", &wanted[..10]).await;
-    wait_until("ten bookings to wait for the lock", async || {
-        app.count(LOCK_WAITS).await == 10
-    })
-    .await;
-    let rest = send_all(&app, &base, "", &wanted[10..]).await;
-    wait_until("11 bookings to queue", async || {
-        app.state.book_queue.waiting() == 11
-    })
-    .await;
+    let sent = send_ten_then_queue(&app, &base, "", &wanted).await;
     lock.commit().await.expect("release the lock");
 
-    for (task, wanted) in first.into_iter().chain(rest).zip(&wanted) {
+    for (task, wanted) in sent.into_iter().zip(&wanted) {
         let (status, body) = task.await.expect("the request finishes");
         let (expected, code) = wanted.expected.expect("an expected answer");
         assert_eq!(status, expected, "{} {}: {body}", wanted.room, wanted.night);
@@ -600,16 +605,7 @@ async fn a_statement_of_several_whose_connection_ends_books_nothing_and_answers_
 
     // Ten bookings wait for the lock on the ten connections, twenty queue.
     let lock = hold_the_bookings(&app).await;
-    let first = send_all(&app, &base, "", &wanted[..10]).await;
-    wait_until("ten bookings to wait for the lock", async || {
-        app.count(LOCK_WAITS).await == 10
-    })
-    .await;
-    let rest = send_all(&app, &base, "", &wanted[10..]).await;
-    wait_until("20 bookings to queue", async || {
-        app.state.book_queue.waiting() == 20
-    })
-    .await;
+    let sent = send_ten_then_queue(&app, &base, "", &wanted).await;
     // The ten lose their connections; the worker then opens a new one and
     // its statement of twenty waits for the lock in turn, and loses it too.
     assert_eq!(end_the_waiting_sessions(&app).await, 10);
@@ -629,7 +625,7 @@ async fn a_statement_of_several_whose_connection_ends_books_nothing_and_answers_
     .await;
     lock.commit().await.expect("release the lock");
 
-    for (task, wanted) in first.into_iter().chain(rest).zip(&wanted) {
+    for (task, wanted) in sent.into_iter().zip(&wanted) {
         let (status, body) = task.await.expect("the request finishes");
         assert_eq!(status, 503, "{}: {body}", wanted.night);
         assert_eq!(body["code"], "service_unavailable", "{body}");
