@@ -75,7 +75,7 @@ pub struct Config {
     pub data_dir: PathBuf,
 
     /// Database connections of the pool, and as many again for `POST /book`
-    /// without an `Idempotency-Key`. Default: twice the cores.
+    /// without an `Idempotency-Key`. Default: the cores, at least two.
     #[arg(long, env = "POOL_SIZE", default_value_t = default_pool_size(), value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
     pub pool_size: u32,
 

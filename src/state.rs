@@ -106,11 +106,12 @@ pub fn half_the_cores() -> usize {
     (cores() / 2).max(1)
 }
 
-/// Connections per pool unless configured: twice the cores. More only adds
-/// PostgreSQL backends that compete for the same cores; when clients
-/// outnumber them, `POST /book` books the waiting nights together.
+/// Connections per pool unless configured: as many as the cores, at least
+/// two (so that one long query never holds the only connection). More only
+/// adds PostgreSQL backends that compete for the same cores; when clients
+/// outnumber the connections, `POST /book` books the waiting nights together.
 pub fn default_pool_size() -> u32 {
-    u32::try_from(2 * cores()).unwrap_or(1000).min(1000)
+    u32::try_from(cores().max(2)).unwrap_or(1000).min(1000)
 }
 
 /// The cores this process may use, at least one.

@@ -1064,7 +1064,7 @@ MACHINE="$(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 
 PG_VERSION="$(sql -c 'show server_version' 2>/dev/null || echo unknown)"
 set +e
 python3 - "$RESULTS_JSONL" "$RESULTS_DIR" "$STAMP" "$MACHINE" "$COMMAND_LINE" "$DURATION" \
-    "${POOL_SIZE:-twice the cores (default)}" "${DATABASE_URL:+DATABASE_URL}" "$BIG_ROOMS" \
+    "${POOL_SIZE:-the cores, at least two (default)}" "${DATABASE_URL:+DATABASE_URL}" "$BIG_ROOMS" \
     "$SEARCH_LOAD_SECONDS" "$SEARCH_EXPLAIN" "$LARGE_LOAD_SECONDS" "$EXPLAIN_CHECK" "$PLAN_CHECK" \
     "${RUST_LOG:-info (default)}" "$PG_VERSION" <<'PY'
 import datetime, json, os, statistics, sys
