@@ -74,10 +74,15 @@ pub struct Config {
     #[arg(long, env = "DATA_DIR", default_value = ".pgdata", global = true)]
     pub data_dir: PathBuf,
 
-    /// Database connections of the pool, and as many again for `POST /book`
-    /// without an `Idempotency-Key`. Default: the cores, at least two.
+    /// Database connections of the pool (every route but `POST /book`
+    /// without an `Idempotency-Key`). Default: twice the cores.
     #[arg(long, env = "POOL_SIZE", default_value_t = default_pool_size(), value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
     pub pool_size: u32,
+
+    /// Database connections of `POST /book` without an `Idempotency-Key`,
+    /// beside the pool. Default: the cores, at least two.
+    #[arg(long, env = "BOOK_POOL_SIZE", default_value_t = Limits::default().book_connections as u32, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
+    pub book_pool_size: u32,
 
     /// Seconds a request may take before it answers 503.
     #[arg(long, env = "REQUEST_TIMEOUT", default_value = "10", value_parser = parse_seconds, global = true)]

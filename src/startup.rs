@@ -420,6 +420,7 @@ impl Config {
             },
             search_nights: self.search_max_nights,
             public_queries: self.public_queries as usize,
+            book_connections: self.book_pool_size as usize,
             book_workers: self.book_workers as usize,
             search_burst: self.search_burst,
             search_period: self.search_period,

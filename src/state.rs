@@ -38,6 +38,8 @@ pub struct Limits {
     pub search_nights: i64,
     /// Public queries (search, availability) running at once.
     pub public_queries: usize,
+    /// Connections of the keyless `POST /book`s ([`BookPool`]).
+    pub book_connections: usize,
     /// Statements booking the keyless `POST /book`s that wait for a
     /// connection, at once ([`BookQueue`]).
     pub book_workers: usize,
@@ -59,6 +61,7 @@ impl Default for Limits {
             booking: BookingLimits::default(),
             search_nights: 30,
             public_queries: half_the_cores(),
+            book_connections: default_book_connections(),
             book_workers: cores(),
             search_burst: 20,
             search_period: Duration::from_millis(100),
@@ -73,7 +76,7 @@ impl AppState {
     /// A state with these limits, `hash_slots` password hashes at once.
     /// Starts the workers of `POST /book`, so it must run in a Tokio runtime.
     pub fn new(pool: PgPool, keys: Arc<Keys>, limits: Limits, hash_slots: usize) -> AppState {
-        let book_pool = book_pool(&pool);
+        let book_pool = book_pool(&pool, limits.book_connections);
         AppState {
             book_queue: BookQueue::start(book_pool.clone(), limits.booking, limits.book_workers),
             book_pool,
@@ -106,12 +109,18 @@ pub fn half_the_cores() -> usize {
     (cores() / 2).max(1)
 }
 
-/// Connections per pool unless configured: as many as the cores, at least
-/// two (so that one long query never holds the only connection). More only
-/// adds PostgreSQL backends that compete for the same cores; when clients
-/// outnumber the connections, `POST /book` books the waiting nights together.
+/// Connections of the pool unless configured: twice the cores. More only
+/// adds PostgreSQL backends that compete for the same cores.
 pub fn default_pool_size() -> u32 {
-    u32::try_from(cores().max(2)).unwrap_or(1000).min(1000)
+    u32::try_from(2 * cores()).unwrap_or(1000).min(1000)
+}
+
+/// Connections of `POST /book` without an `Idempotency-Key` ([`BookPool`])
+/// unless configured: as many as the cores, at least two. Each runs one
+/// statement at a time, which keeps a core of PostgreSQL busy; clients beyond
+/// them queue, and their nights are booked together.
+pub fn default_book_connections() -> usize {
+    cores().max(2)
 }
 
 /// The cores this process may use, at least one.

@@ -675,3 +675,41 @@ async fn the_connections_of_book_plan_generically() {
         .expect("the setting");
     assert_eq!(mode, "auto", "the pool's connections keep the default");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_connections_of_book_are_as_many_as_configured_and_the_rest_queue() {
+    let limits = Limits {
+        book_connections: 2,
+        ..test_limits()
+    };
+    let app = TestApp::with_limits(limits, 4).await;
+    app.create_room("ROOM7").await;
+    app.create_user("user3").await;
+    assert_eq!(app.state.book_pool.status().max_size, 2);
+    // Both connections taken: a booking waits in the queue, not on a third.
+    let first = app.state.book_pool.get().await.expect("a connection");
+    let second = app.state.book_pool.get().await.expect("a connection");
+    let base = app.serve().await;
+    let request = app
+        .http_client()
+        .post(format!("{base}/book"))
+        .json(&json!({"room_name": "ROOM7", "user_name": "user3", "date": in_days(4)}))
+        .send();
+    let booking = tokio::spawn(request);
+    wait_until("the booking to queue", async || {
+        app.state.book_queue.waiting() == 1
+    })
+    .await;
+    assert_eq!(app.state.book_pool.status().size, 2);
+    assert_eq!(
+        app.count("select count(*) from bookings").await,
+        0,
+        "nothing is booked while it waits"
+    );
+    drop(first);
+    let answer = booking.await.expect("ran").expect("answered");
+    assert_eq!(answer.status(), reqwest::StatusCode::CREATED);
+    assert_eq!(app.count("select count(*) from bookings").await, 1);
+    assert_eq!(app.state.book_queue.waiting(), 0);
+    drop(second);
+}

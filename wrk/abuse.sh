@@ -52,7 +52,7 @@
 #                   "quiet combined quiet-after"); the probe always runs first
 #   MAX_CONNECTIONS, HEADER_READ_TIMEOUT, HASH_SLOTS, AUTH_BURST, AUTH_PERIOD,
 #   PUBLIC_QUERIES, SEARCH_BURST, SEARCH_PERIOD, REFUSAL_DELAY,
-#   SEARCH_MAX_NIGHTS, POOL_SIZE, RUST_LOG, ...
+#   SEARCH_MAX_NIGHTS, POOL_SIZE, BOOK_POOL_SIZE, RUST_LOG, ...
 #                   read by the service itself: set them to try other limits
 #   ABUSE_KEEP=1    keep the temporary directory (database, logs, raw figures)
 #   ABUSE_SKIP_BUILD=1  use the existing target/release/room-booking
@@ -78,7 +78,7 @@ else
 fi
 COMMAND_LINE="bash wrk/abuse.sh${*:+ $*}"
 for var in ABUSE_BIN ABUSE_DURATION ABUSE_PHASES MAX_CONNECTIONS HEADER_READ_TIMEOUT HASH_SLOTS AUTH_BURST AUTH_PERIOD \
-           PUBLIC_QUERIES SEARCH_BURST SEARCH_PERIOD REFUSAL_DELAY SEARCH_MAX_NIGHTS POOL_SIZE REQUEST_TIMEOUT POOL_ACQUIRE_TIMEOUT RUST_LOG; do
+           PUBLIC_QUERIES SEARCH_BURST SEARCH_PERIOD REFUSAL_DELAY SEARCH_MAX_NIGHTS POOL_SIZE BOOK_POOL_SIZE REQUEST_TIMEOUT POOL_ACQUIRE_TIMEOUT RUST_LOG; do
     [[ -n "${!var:-}" ]] && COMMAND_LINE="$var=\"${!var}\" $COMMAND_LINE"
 done
 

@@ -266,7 +266,8 @@ def report(run_dir, results_dir, stamp, machine, command, duration, search_set, 
         ("AUTH_PERIOD", "6 (default)"), ("PUBLIC_QUERIES", half + " (default: half the cores)"),
         ("SEARCH_BURST", "20 (default)"), ("SEARCH_PERIOD", "0.1 (default)"),
         ("REFUSAL_DELAY", "1 (default)"), ("SEARCH_MAX_NIGHTS", "30 (default)"),
-        ("POOL_SIZE", "the cores, at least two (default)"), ("REQUEST_TIMEOUT", "10 (default)"), ("RUST_LOG", "info (default)"))}
+        ("POOL_SIZE", "twice the cores (default)"),
+        ("BOOK_POOL_SIZE", "the cores, at least two (default)"), ("REQUEST_TIMEOUT", "10 (default)"), ("RUST_LOG", "info (default)"))}
 
     # The quiet baseline: the quiet phase, or the mean of the quiet phases before and
     # after the attacks when both ran (the machine is shared: its load drifts).

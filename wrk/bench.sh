@@ -71,7 +71,7 @@
 #   DATABASE_URL    use this PostgreSQL instead of an own one. WARNING: the benchmark
 #                   deletes every booking in that database and adds its data sets.
 #   JWT_SECRET      with DATABASE_URL: the service's secret (default: random)
-#   POOL_SIZE, RUST_LOG, REQUEST_TIMEOUT, TOKIO_WORKER_THREADS, ...   read by the service
+#   POOL_SIZE, BOOK_POOL_SIZE, RUST_LOG, REQUEST_TIMEOUT, TOKIO_WORKER_THREADS, ...   read by the service
 #   BENCH_KEEP=1    keep the temporary directory (database, service logs)
 #   BENCH_SKIP_BUILD=1  use the existing binary (target/release, or target/profiling)
 set -euo pipefail
@@ -93,7 +93,7 @@ for ((i = 0; i < ${#args[@]}; i++)); do
     esac
 done
 COMMAND_LINE="bash wrk/bench.sh${*:+ $*}"
-for var in BENCH_DURATION BENCH_CONFIGS BENCH_WORKLOADS POOL_SIZE RUST_LOG TOKIO_WORKER_THREADS; do
+for var in BENCH_DURATION BENCH_CONFIGS BENCH_WORKLOADS POOL_SIZE BOOK_POOL_SIZE RUST_LOG TOKIO_WORKER_THREADS; do
     [[ -n "${!var:-}" ]] && COMMAND_LINE="$var=\"${!var}\" $COMMAND_LINE"
 done
 PORT="${PORT:-3000}"
@@ -1064,7 +1064,7 @@ MACHINE="$(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 
 PG_VERSION="$(sql -c 'show server_version' 2>/dev/null || echo unknown)"
 set +e
 python3 - "$RESULTS_JSONL" "$RESULTS_DIR" "$STAMP" "$MACHINE" "$COMMAND_LINE" "$DURATION" \
-    "${POOL_SIZE:-the cores, at least two (default)}" "${DATABASE_URL:+DATABASE_URL}" "$BIG_ROOMS" \
+    "${POOL_SIZE:-twice the cores (default)}, POST /book ${BOOK_POOL_SIZE:-the cores, at least two (default)}" "${DATABASE_URL:+DATABASE_URL}" "$BIG_ROOMS" \
     "$SEARCH_LOAD_SECONDS" "$SEARCH_EXPLAIN" "$LARGE_LOAD_SECONDS" "$EXPLAIN_CHECK" "$PLAN_CHECK" \
     "${RUST_LOG:-info (default)}" "$PG_VERSION" <<'PY'
 import datetime, json, os, statistics, sys

@@ -40,7 +40,7 @@
 #   CHAOS_WARMUP      seconds of load before each fault (default 20; --quick: 3)
 #   CHAOS_AFTER       seconds of load after the first 201 after it (default 30; --quick: 3)
 #   CHAOS_RECOVERY_TARGET  seconds allowed from PostgreSQL back to the first 201 (default 5)
-#   REQUEST_TIMEOUT, POOL_SIZE, POOL_ACQUIRE_TIMEOUT, RUST_LOG ...  read by the service
+#   REQUEST_TIMEOUT, POOL_SIZE, BOOK_POOL_SIZE, POOL_ACQUIRE_TIMEOUT, RUST_LOG ...  read by the service
 #   CHAOS_KEEP=1      keep the temporary directory (clusters, service and PostgreSQL logs)
 #   CHAOS_SKIP_BUILD=1  use the existing target/release/room-booking
 # DATABASE_URL and JWT_SECRET from the environment are ignored: the managed
@@ -66,7 +66,7 @@ RATE="${CHAOS_RATE:-200}"
 WORKERS="${CHAOS_WORKERS:-32}"
 RECOVERY_TARGET="${CHAOS_RECOVERY_TARGET:-5}"
 COMMAND_LINE="bash wrk/chaos.sh${*:+ $*}"
-for var in CHAOS_RATE CHAOS_WORKERS CHAOS_WARMUP CHAOS_AFTER CHAOS_RECOVERY_TARGET REQUEST_TIMEOUT POOL_SIZE; do
+for var in CHAOS_RATE CHAOS_WORKERS CHAOS_WARMUP CHAOS_AFTER CHAOS_RECOVERY_TARGET REQUEST_TIMEOUT POOL_SIZE BOOK_POOL_SIZE; do
     [[ -n "${!var:-}" ]] && COMMAND_LINE="$var=${!var} $COMMAND_LINE"
 done
 

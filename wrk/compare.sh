@@ -6,17 +6,18 @@
 #   bash wrk/compare.sh -r 5 -d 10 -c 8x80 "old:BIN=/tmp/room-booking-old" "new:"
 #
 # Each VARIANT is "name:" followed by environment assignments for the service
-# (POOL_SIZE, RUST_LOG, TOKIO_WORKER_THREADS, ...; BIN=path runs another
+# (POOL_SIZE, BOOK_POOL_SIZE, RUST_LOG, TOKIO_WORKER_THREADS, ...; BIN=path runs another
 # binary). Every round starts each variant in turn (the order rotates per
 # round) on one PostgreSQL of this script's own (initdb in a temporary
-# directory, Unix socket only, as `postgres` when root), empties `bookings`,
-# runs wrk for the duration, stops the service, and at the end prints per
-# variant the median, min and max of requests/s, p50, p99 and the CPU time per
-# request of the service and of PostgreSQL (from /proc: less sensitive to a
-# busy machine than requests/s).
+# directory, Unix socket only, as `postgres` when root), empties `bookings`
+# and the idempotency records, runs wrk for the duration, stops the service,
+# and at the end prints per variant the median, min and max of requests/s,
+# p50, p99 and the CPU time per request of the service and of PostgreSQL (from
+# /proc: less sensitive to a busy machine than requests/s).
 #
 # Options: -r ROUNDS (default 3), -d SECONDS per run (default 8),
-#          -c THREADSxCONNECTIONS (default 4x10), -w seed|insert (default seed).
+#          -c THREADSxCONNECTIONS (default 4x10), -w seed|insert|keyed (default seed;
+#          keyed: the insert workload with an Idempotency-Key per request).
 # Environment: PORT (default 3000), BENCH_SKIP_BUILD=1 (use target/release as it is).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -36,7 +37,7 @@ shift $((OPTIND - 1))
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ && "$DURATION" =~ ^[1-9][0-9]*$ ]] || die "-r and -d take whole numbers"
 [[ "$CONFIG" =~ ^([1-9][0-9]*)x([1-9][0-9]*)$ ]] || die "-c takes THREADSxCONNECTIONS, e.g. 4x10"
 THREADS="${BASH_REMATCH[1]}" CONNS="${BASH_REMATCH[2]}"
-case "$WORKLOAD" in seed) LUA=post_book.lua ;; insert) LUA=insert_book.lua ;; *) die "-w seed or -w insert" ;; esac
+case "$WORKLOAD" in seed) LUA=post_book.lua ;; insert) LUA=insert_book.lua ;; keyed) LUA=keyed_book.lua ;; *) die "-w seed, insert or keyed" ;; esac
 for v in "$@"; do [[ "$v" == *:* ]] || die "variant '$v' is not name:[VAR=value ...]"; done
 for tool in wrk psql curl python3 cargo runuser; do command -v "$tool" >/dev/null || die "'$tool' not found"; done
 
@@ -94,7 +95,7 @@ sql -c "insert into rooms (hotel_id, room_type_id, name)
         select h.id, rt.id, 'ROOM' || g from hotels h join room_types rt on rt.hotel_id = h.id and rt.is_default
         cross join generate_series(0, 49) g where h.is_default"
 sql -c "insert into users (name) select 'user' || g from generate_series(0, 49) g"
-[[ $WORKLOAD == insert ]] && sql -c "insert into rooms (hotel_id, room_type_id, name)
+[[ $WORKLOAD != seed ]] && sql -c "insert into rooms (hotel_id, room_type_id, name)
         select h.id, rt.id, 'BIG' || g from hotels h join room_types rt on rt.hotel_id = h.id and rt.is_default
         cross join generate_series(0, 1999) g where h.is_default"
 sql -c 'vacuum (analyze)'
@@ -123,7 +124,7 @@ for ((round = 0; round < ROUNDS; round++)); do
             >"$RUN_DIR/service.log" 2>&1 &
         SERVICE_PID=$!
         await_service "$SERVICE_PID" "http://127.0.0.1:$PORT" "$RUN_DIR/service.log"
-        sql -c 'truncate bookings cascade' -c 'checkpoint'
+        sql -c 'truncate bookings, idempotency_keys cascade' -c 'checkpoint'
         cpu_before="$(cpu_ticks)"
         wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -s "$ROOT/wrk/$LUA" "http://127.0.0.1:$PORT" >"$RUN_DIR/wrk.out" 2>&1 &
         CHILD_PID=$!

@@ -198,14 +198,14 @@ impl deadpool::managed::Manager for BookConnections {
     }
 }
 
-/// A [`BookPool`] beside `pool`: the same connection options (its
-/// `statement_timeout` included), as many connections, the same acquire
-/// timeout; and generic plans only. `book_many.sql` takes arrays: its custom
+/// A [`BookPool`] of `size` connections beside `pool`: the same connection
+/// options (its `statement_timeout` included), the same acquire timeout; and
+/// generic plans only. `book_many.sql` takes arrays: its custom
 /// plan (for the arrays' lengths) always looks cheaper than its generic plan
 /// (which assumes a hundred elements), so PostgreSQL would plan it anew on
 /// every execution, about half a millisecond each time. Both statements'
 /// generic plans find every row by an index (`wrk/bench.sh` checks them).
-pub fn book_pool(pool: &PgPool) -> BookPool {
+pub fn book_pool(pool: &PgPool, size: usize) -> BookPool {
     let options = pool.options();
     let connect = pool
         .connect_options()
@@ -215,7 +215,7 @@ pub fn book_pool(pool: &PgPool) -> BookPool {
     let builder = BookPool::builder(BookConnections {
         options: Arc::new(connect),
     })
-    .max_size(options.get_max_connections() as usize)
+    .max_size(size.max(1))
     .wait_timeout(Some(options.get_acquire_timeout()))
     .create_timeout(Some(options.get_acquire_timeout()))
     .runtime(deadpool::Runtime::Tokio1);

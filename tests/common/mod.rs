@@ -129,11 +129,13 @@ async fn execute(conn: &mut PgConnection, sql: &str) {
 }
 
 /// The limits of the tests: the defaults, but room for the many sign-ins and
-/// searches of one test, refusals at once, and a long request timeout for a
-/// busy machine.
+/// searches of one test, refusals at once, a long request timeout for a
+/// busy machine, and ten connections for `POST /book` as for the pool,
+/// whatever the machine's cores.
 pub fn test_limits() -> Limits {
     Limits {
         request_timeout: Duration::from_secs(30),
+        book_connections: 10,
         auth_burst: 10_000,
         search_burst: 10_000,
         refusal_delay: Duration::ZERO,
