@@ -120,7 +120,7 @@ pub fn default_pool_size() -> u32 {
 /// statement at a time, which keeps a core of PostgreSQL busy; clients beyond
 /// them queue, and their nights are booked together.
 pub fn default_book_connections() -> usize {
-    cores().max(2)
+    cores().clamp(2, 1000)
 }
 
 /// The cores this process may use, at least one.

@@ -19,7 +19,9 @@ common.install{
    token = true,
    request = function()
       -- Unique within a run by the thread's id and its count (each thread
-      -- has a Lua state of its own); the random part differs between runs.
+      -- has a Lua state of its own). The random part comes from a seed of
+      -- the clock's second (common.lua): runs started in different seconds
+      -- differ. wrk/compare.sh empties the idempotency records before each run.
       sent = sent + 1
       common.headers["Idempotency-Key"] = string.format("wrk-%d-%d-%08x", id or 0, sent,
          math.random(0, 0x7fffffff))
