@@ -19,7 +19,12 @@ fn in_days(days: u64) -> NaiveDate {
 }
 
 async fn app_with_room_and_user() -> TestApp {
-    let app = TestApp::new().await;
+    app_with_room_and_user_and(test_limits()).await
+}
+
+/// ROOM7 and user3, under `limits`.
+async fn app_with_room_and_user_and(limits: Limits) -> TestApp {
+    let app = TestApp::with_limits(limits, 4).await;
     app.create_room("ROOM7").await;
     app.create_user("user3").await;
     app
@@ -394,16 +399,20 @@ async fn metric(app: &TestApp, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no line {name} in\n{text}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn nights_booked_together_each_get_their_own_answer() {
-    let limits = Limits {
+/// ROOM7 and user3, and one worker for the queue of `POST /book`, so that
+/// the nights waiting go into one statement.
+async fn one_worker_app() -> TestApp {
+    app_with_room_and_user_and(Limits {
         book_workers: 1,
         ..test_limits()
-    };
-    let app = TestApp::with_limits(limits, 4).await;
-    app.create_room("ROOM7").await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nights_booked_together_each_get_their_own_answer() {
+    let app = one_worker_app().await;
     app.create_room("ROOM8").await;
-    app.create_user("user3").await;
     let (_, guest_token) = app.user_with_role("guest1", Role::Guest).await;
     let base = app.serve().await;
     let want = |room, user, night, guest, expected| Wanted {
@@ -494,14 +503,8 @@ async fn nights_booked_together_each_get_their_own_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_night_that_fails_in_the_database_fails_alone() {
-    let limits = Limits {
-        book_workers: 1,
-        ..test_limits()
-    };
-    let app = TestApp::with_limits(limits, 4).await;
-    app.create_room("ROOM7").await;
+    let app = one_worker_app().await;
     app.create_room("CURSED").await;
-    app.create_user("user3").await;
     // A database error that only the night of room CURSED meets.
     sqlx::raw_sql(
         "create function refuse_cursed() returns trigger language plpgsql as $$
@@ -585,13 +588,7 @@ const MANY_WAITS: &str = "select count(*) from pg_stat_activity
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_statement_of_several_whose_connection_ends_books_nothing_and_answers_503() {
-    let limits = Limits {
-        book_workers: 1,
-        ..test_limits()
-    };
-    let app = TestApp::with_limits(limits, 4).await;
-    app.create_room("ROOM7").await;
-    app.create_user("user3").await;
+    let app = one_worker_app().await;
     let base = app.serve().await;
     let wanted: Vec<Wanted> = (1..=30)
         .map(|n| Wanted {
@@ -678,13 +675,11 @@ async fn the_connections_of_book_plan_generically() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_connections_of_book_are_as_many_as_configured_and_the_rest_queue() {
-    let limits = Limits {
+    let app = app_with_room_and_user_and(Limits {
         book_connections: 2,
         ..test_limits()
-    };
-    let app = TestApp::with_limits(limits, 4).await;
-    app.create_room("ROOM7").await;
-    app.create_user("user3").await;
+    })
+    .await;
     assert_eq!(app.state.book_pool.status().max_size, 2);
     // Both connections taken: a booking waits in the queue, not on a third.
     let first = app.state.book_pool.get().await.expect("a connection");
