@@ -985,7 +985,8 @@ if os.path.exists(folded):
         ("JWT verification (room_booking::auth::Keys::verify)", r"Keys::verify|jsonwebtoken"),
         ("JSON request and answer bodies (serde_json)", r"serde_json"),
         ("problem document of the 409 (room_booking::error)", r"room_booking::error"),
-        ("malloc / free", r"^(malloc|cfree|free|realloc|_int_malloc|_int_free|malloc_consolidate)"),
+        ("malloc / free (mimalloc's mi_*, or the C library's)",
+         r"^(_?mi_|malloc|cfree|free|realloc|_int_malloc|_int_free|malloc_consolidate)"),
         ("tokio timers (request timeout)", r"tokio::runtime::time|tokio::time"),
     ]
     total, counts = 0, {k: 0 for k, _ in kinds}
