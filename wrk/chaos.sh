@@ -9,7 +9,10 @@
 # room-nights at CHAOS_RATE per second, every booking with its own
 # Idempotency-Key, retried with the same key on 503 (after Retry-After), on
 # 409 idempotency_key_in_use, on connection errors and on timeouts, until it
-# gets a final answer; every 201 is recorded.
+# gets a final answer; every 201 is recorded. Every CHAOS_KEYLESS_EVERY-th
+# booking has no key: the benchmark's hot path (the booking connections and
+# their queue), retried on the same faults as a client without a key would;
+# its retry may find the night booked by the attempt whose answer was lost.
 #   kill-9             the service on its managed PostgreSQL (fresh data directory):
 #                      `kill -9` of the postmaster; the service's supervisor restarts it
 #   restart-immediate  the same service: `pg_ctl restart -m immediate` of its cluster,
@@ -26,7 +29,9 @@
 # 5xx other than 503, a 503 without Retry-After, an answer slower than the
 # request timeout, a booking without a final answer or a 409 room_already_booked
 # (every room-night is booked by one key only: a lost acknowledgement) fails the
-# run. Also checked: db_restarts_total counts both managed restarts, /ready is
+# run; for a keyless booking, such a 409 passes only after an unanswered attempt
+# (503, connection error, timeout), and then that night must be booked exactly
+# once. Also checked: db_restarts_total counts both managed restarts, /ready is
 # 200 after each fault, each service stops cleanly on SIGTERM (and with it the
 # managed PostgreSQL, adopted one included), and no panic is logged.
 # Results: wrk/results/chaos-latest.{md,json} and wrk/results/chaos-<UTC date-time>.{md,json};
@@ -37,6 +42,7 @@
 #   PORT              HTTP port on 127.0.0.1 (default: a free one)
 #   CHAOS_RATE        new bookings per second (default 200)
 #   CHAOS_WORKERS     client threads (default 32)
+#   CHAOS_KEYLESS_EVERY  every Nth booking without an Idempotency-Key (default 2; 0: none)
 #   CHAOS_WARMUP      seconds of load before each fault (default 20; --quick: 3)
 #   CHAOS_AFTER       seconds of load after the first 201 after it (default 30; --quick: 3)
 #   CHAOS_RECOVERY_TARGET  seconds allowed from PostgreSQL back to the first 201 (default 5)
@@ -64,9 +70,10 @@ else
 fi
 RATE="${CHAOS_RATE:-200}"
 WORKERS="${CHAOS_WORKERS:-32}"
+KEYLESS_EVERY="${CHAOS_KEYLESS_EVERY:-2}"
 RECOVERY_TARGET="${CHAOS_RECOVERY_TARGET:-5}"
 COMMAND_LINE="bash wrk/chaos.sh${*:+ $*}"
-for var in CHAOS_RATE CHAOS_WORKERS CHAOS_WARMUP CHAOS_AFTER CHAOS_RECOVERY_TARGET REQUEST_TIMEOUT POOL_SIZE BOOK_POOL_SIZE; do
+for var in CHAOS_RATE CHAOS_WORKERS CHAOS_KEYLESS_EVERY CHAOS_WARMUP CHAOS_AFTER CHAOS_RECOVERY_TARGET REQUEST_TIMEOUT POOL_SIZE BOOK_POOL_SIZE; do
     [[ -n "${!var:-}" ]] && COMMAND_LINE="$var=${!var} $COMMAND_LINE"
 done
 
@@ -74,6 +81,7 @@ done
 number='^[0-9]+([.][0-9]+)?$'
 [[ "$RATE" =~ $number && "$RATE" != 0 ]] || die "CHAOS_RATE must be a positive number, not '$RATE'"
 [[ "$WORKERS" =~ ^[1-9][0-9]*$ ]] || die "CHAOS_WORKERS must be a positive whole number, not '$WORKERS'"
+[[ "$KEYLESS_EVERY" =~ ^[0-9]+$ ]] || die "CHAOS_KEYLESS_EVERY must be a whole number (0: none), not '$KEYLESS_EVERY'"
 [[ "$WARMUP" =~ $number ]] || die "CHAOS_WARMUP must be a number of seconds, not '$WARMUP'"
 [[ "$AFTER" =~ $number ]] || die "CHAOS_AFTER must be a number of seconds, not '$AFTER'"
 [[ "$RECOVERY_TARGET" =~ $number ]] || die "CHAOS_RECOVERY_TARGET must be a number of seconds, not '$RECOVERY_TARGET'"
@@ -269,6 +277,7 @@ run_phase() { # name server room-prefix fault-label fault-command pg-host passwo
     [[ -n "$pwfile" ]] && pw=(--db-password-file "$pwfile")
     run_child python3 "$CLIENT" phase --name "$name" --server "$server" --url "$BASE_URL" --token "$TOKEN" \
         --room-prefix "$prefix" --rooms 50 --nights 700 --rate "$RATE" --workers "$WORKERS" \
+        --keyless-every "$KEYLESS_EVERY" \
         --warmup "$WARMUP" --after "$AFTER" --request-timeout "$REQUEST_TIMEOUT_S" \
         --recovery-target "$RECOVERY_TARGET" --fault-label "$label" --fault-cmd "$fault" \
         --fault-log "$RUN_DIR/fault-$name.log" --pg-host "$host" --pid-file "$host/postmaster.pid" \
@@ -288,6 +297,13 @@ pg_ctl_log() { # a log file PostgreSQL's user may write, for pg_ctl -l
 
 metric() { # name: its value in /metrics
     curl -sf --max-time 10 "$BASE_URL/metrics" | awk -v m="$1" '$1 == m { print $2 }' | tail -n 1
+}
+
+queue_note() { # server: how the keyless bookings reached PostgreSQL (not a check: it depends on the load)
+    local nights statements
+    nights="$(metric book_statement_nights_total || true)"
+    statements="$(metric book_statements_total || true)"
+    note "$1: keyless bookings: ${nights:-?} nights in ${statements:-?} statements (book_statement_nights_total, book_statements_total; more nights than statements: the queue booked some together)"
 }
 
 # --- Phases 1 and 2: the managed PostgreSQL ---------------------------------------------------
@@ -311,6 +327,7 @@ check_ready restart-immediate
 restarts="$(metric db_restarts_total || true)"
 if [[ "$restarts" == 2 ]]; then note "managed: db_restarts_total is 2 (a restart by the supervisor, an adoption)"
 else fail "managed: db_restarts_total is '${restarts}', expected 2"; fi
+queue_note managed
 stop_service
 if [[ "$SERVICE_EXIT" == 0 ]]; then note "managed: the service stopped on SIGTERM with status 0"
 else fail "managed: the service ended with status '$SERVICE_EXIT' on SIGTERM"; fi
@@ -343,6 +360,7 @@ run_phase external-restart external EX- "pg_ctl restart -m fast" \
     "$AS_PG$(q "$PGBIN/pg_ctl") restart -m fast -D $(q "$EXT_DIR") -w -t 60 -l $(q "$RUN_DIR/pg_ctl-external.log")" \
     "$EXT_DIR" "" "$EXT_URL"
 check_ready external-restart
+queue_note external
 stop_service
 if [[ "$SERVICE_EXIT" == 0 ]]; then note "external: the service stopped on SIGTERM with status 0"
 else fail "external: the service ended with status '$SERVICE_EXIT' on SIGTERM"; fi

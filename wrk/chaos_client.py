@@ -7,7 +7,9 @@ Standard library only. Three subcommands:
   phase   one fault under steady load: book distinct room-nights at a fixed
           rate, each request with its own Idempotency-Key, retried with the
           SAME key on 503, 409 idempotency_key_in_use, connection errors and
-          timeouts until a final answer; run the fault command once; watch
+          timeouts until a final answer; every Nth booking (--keyless-every)
+          without a key instead, the benchmark's hot path, retried on the same
+          faults as a client without a key would; run the fault command once; watch
           PostgreSQL with pg_isready and its postmaster.pid; then check the
           database with SQL (psql) and write one JSON document
   report  the Markdown and JSON report of the phases' documents
@@ -98,16 +100,24 @@ def cmd_setup(args):
 
 
 class Task:
-    """One booking: a room-night and its Idempotency-Key, kept for every retry."""
+    """One booking: a room-night and its Idempotency-Key, kept for every retry;
+    a keyless one has no key (None)."""
 
-    __slots__ = ("seq", "key", "room", "user", "date", "attempts", "created", "outcome")
+    __slots__ = ("seq", "key", "room", "user", "date", "attempts", "created", "outcome", "unanswered")
 
-    def __init__(self, seq, room, user, date, created):
+    def __init__(self, seq, room, user, date, created, keyless):
         self.seq, self.room, self.user, self.date = seq, room, user, date
-        self.key = str(uuid.uuid4())
+        self.key = None if keyless else str(uuid.uuid4())
         self.attempts = 0
         self.created = created
-        self.outcome = None  # final: "201", "409-conflict", "other", "gave-up"
+        # final: "201", "409-conflict", "409-after-unanswered", "other", "gave-up"
+        self.outcome = None
+        # A keyless attempt ended without a final answer (503, connection error,
+        # timeout): it may or may not have booked the night.
+        self.unanswered = False
+
+    def who(self):
+        return f"key {self.key}" if self.key is not None else f"keyless booking {self.seq}"
 
 
 class Phase:
@@ -124,7 +134,10 @@ class Phase:
         self.stop_workers = False
         self.statuses = Counter()   # per attempt: "201", "201 replayed", "503", "409 key in use", ...
         self.problems = []          # (t, text): each a failed check
-        self.acks = []              # (key, room, date, id, t_done, replayed, attempts)
+        self.acks = []              # (key or None, room, date, id, t_done, replayed, attempts)
+        # (room, date) of keyless bookings whose retry found the night taken after
+        # an unanswered attempt: that attempt booked it, and its answer was lost.
+        self.lost_answers = []
         self.done_201 = []          # completion times of every 201
         self.events = []            # (t_done, label) of non-201 attempts, for the timeline
         self.max_latency = 0.0
@@ -174,9 +187,11 @@ class Phase:
                         self.wake.notify_all()
                         return
                     room, night = self.pairs[self.produced]
+                    every = self.args.keyless_every
                     task = Task(self.produced, f"{self.args.room_prefix}{room}",
                                 f"{self.args.user_prefix}{self.produced % self.args.users}",
-                                (self.today + datetime.timedelta(days=night)).isoformat(), self.now())
+                                (self.today + datetime.timedelta(days=night)).isoformat(), self.now(),
+                                keyless=every > 0 and (self.produced + 1) % every == 0)
                     self.produced += 1
                     self.fresh_waiting += 1
                     self.open_tasks += 1
@@ -228,7 +243,8 @@ class Phase:
                 return
             body = json.dumps({"room_name": task.room, "user_name": task.user, "date": task.date})
             headers = dict(headers_base)
-            headers["Idempotency-Key"] = task.key
+            if task.key is not None:
+                headers["Idempotency-Key"] = task.key
             task.attempts += 1
             sent = self.now()
             try:
@@ -246,12 +262,13 @@ class Phase:
                 with self.lock:
                     self.hangs += 1
                 self.problem(f"an answer took {latency:.1f} s (request timeout {args.request_timeout:.0f} s): "
-                             f"key {task.key}, status {status}")
+                             f"{task.who()}, status {status}")
             if status is None:
+                task.unanswered = task.key is None
                 with self.lock:
                     self.statuses[label] += 1
                     self.events.append((done, label))
-                self.problem(f"{label}; retried with the same key")
+                self.problem(f"{label}; retried " + ("without a key" if task.key is None else "with the same key"))
                 self.retry_or_give_up(task, random.uniform(0.2, 0.5))
                 continue
             code = None
@@ -276,6 +293,10 @@ class Phase:
                     self.problem(f"a 201 without an id: {data[:200]!r}")
                 self.finish(task, "201")
             elif status == 503:
+                # Without a key, a 503 leaves the client not knowing whether the
+                # night was booked (the statement may have committed just before
+                # PostgreSQL went away); it asks again, as such a client would.
+                task.unanswered = task.key is None
                 retry_after = headers_in.get("retry-after")
                 try:
                     pause = float(retry_after)
@@ -294,6 +315,14 @@ class Phase:
                     self.statuses["409 key in use"] += 1
                     self.events.append((done, "409 key in use"))
                 self.retry_or_give_up(task, random.uniform(0.1, 0.3))
+            elif status == 409 and code == "room_already_booked" and task.unanswered:
+                # Keyless, after an unanswered attempt: that attempt booked the
+                # night. The SQL checks confirm that it is booked exactly once.
+                with self.lock:
+                    self.statuses["409 room taken after unanswered"] += 1
+                    self.events.append((done, "409 room taken after unanswered"))
+                    self.lost_answers.append((task.room, task.date))
+                self.finish(task, "409-after-unanswered")
             elif status == 409 and code == "room_already_booked":
                 with self.lock:
                     self.statuses["409 room taken"] += 1
@@ -302,25 +331,28 @@ class Phase:
                 # earlier attempt of this very key booked it and the retry did not
                 # replay that answer (or something else booked it).
                 self.problem(f"409 room_already_booked for {task.room} {task.date} on attempt "
-                             f"{task.attempts} (key {task.key}): a lost acknowledgement")
+                             f"{task.attempts} ({task.who()}): "
+                             + ("a night booked twice or by another" if task.key is None
+                                else "a lost acknowledgement"))
                 self.finish(task, "409-conflict")
             elif status >= 500:
+                task.unanswered = task.key is None
                 with self.lock:
                     self.statuses[str(status)] += 1
                     self.events.append((done, str(status)))
-                self.problem(f"{status} for key {task.key}: {data[:300]!r}")
+                self.problem(f"{status} for {task.who()}: {data[:300]!r}")
                 # An idempotent retry is still safe; keep going to a final answer.
                 self.retry_or_give_up(task, random.uniform(0.5, 1.0))
             else:
                 with self.lock:
                     self.statuses[f"{status} {code or ''}".strip()] += 1
                     self.events.append((done, str(status)))
-                self.problem(f"unexpected {status} for key {task.key}: {data[:300]!r}")
+                self.problem(f"unexpected {status} for {task.who()}: {data[:300]!r}")
                 self.finish(task, "other")
 
     def retry_or_give_up(self, task, delay):
         if self.now() - task.created > self.args.task_deadline:
-            self.problem(f"gave up on key {task.key} ({task.room} {task.date}) after "
+            self.problem(f"gave up on {task.who()} ({task.room} {task.date}) after "
                          f"{task.attempts} attempts")
             self.finish(task, "gave-up")
         else:
@@ -512,6 +544,11 @@ class Phase:
             "gap_without_201_s": r(None if first is None or last_before is None else first - last_before),
             "timeline": timeline,
             "pg_timeline": self.pg_timeline,
+            "keyless_every": args.keyless_every,
+            "keyless_started": sum(1 for i in range(self.produced)
+                                   if args.keyless_every > 0 and (i + 1) % args.keyless_every == 0),
+            "keyless_acknowledged": sum(1 for a in self.acks if a[0] is None),
+            "keyless_lost_answers": len(self.lost_answers),
             "acknowledged": len(self.acks),
             "acknowledged_after_retry": sum(1 for a in self.acks if a[6] > 1),
             "replayed": sum(1 for a in self.acks if a[5]),
@@ -524,6 +561,11 @@ SQL_CHECKS = r"""
 create temporary table acked (key text, room text, night date, id uuid);
 copy acked from stdin;
 {rows}
+\.
+-- keyless bookings whose answer was lost: an attempt went unanswered, the retry found the night taken
+create temporary table lost (room text, night date);
+copy lost from stdin;
+{lost}
 \.
 create temporary table checks as
 with phase_bookings as (
@@ -541,18 +583,27 @@ select
     -- ... or is there with another room or night
     (select count(*) from acked a join phase_bookings p on p.id = a.id
      where p.room <> a.room or p.stay <> daterange(a.night, a.night + 1)) as wrong,
-    -- a key whose room-night is booked more than once (cancelled ones included)
-    (select count(*) from acked a
+    -- a booking's room-night booked more than once (cancelled ones included)
+    (select count(*) from (select room, night from acked union all select room, night from lost) a
      where (select count(*) from phase_bookings p
             where p.room = a.room and p.stay = daterange(a.night, a.night + 1)) > 1) as doubled,
     -- two different ids acknowledged for one key
-    (select count(*) from (select key from acked group by key having count(distinct id) > 1) k) as key_two_ids,
-    -- a booking of this phase's rooms that no 201 acknowledged
-    (select count(*) from phase_bookings p where not exists (select 1 from acked a where a.id = p.id)) as unacknowledged,
+    (select count(*) from (select key from acked where key is not null
+                           group by key having count(distinct id) > 1) k) as key_two_ids,
+    -- a booking of this phase's rooms that no 201 acknowledged, other than a
+    -- keyless one whose answer was lost
+    (select count(*) from phase_bookings p
+     where not exists (select 1 from acked a where a.id = p.id)
+       and not exists (select 1 from lost l where l.room = p.room and l.night = p.night)) as unacknowledged,
+    -- a keyless booking whose retry was told the night is taken, with no booking of it
+    (select count(*) from lost l
+     where not exists (select 1 from phase_bookings p where p.room = l.room and p.night = l.night)) as lost_not_booked,
+    (select count(*) from acked where key is null) as keyless_acknowledged,
     (select count(*) from phase_bookings) as phase_bookings,
     -- the key's record: there, a 201, holding the acknowledged id
     (select count(*) from acked a
-     where not exists (select 1 from idempotency_keys k
+     where a.key is not null
+       and not exists (select 1 from idempotency_keys k
                        where k.key = a.key and k.status = 201
                          and convert_from(k.body, 'UTF8')::json ->> 'id' = a.id::text)) as key_record_wrong,
     (select count(*) from bookings a
@@ -564,9 +615,16 @@ select row_to_json(c) from checks c;
 """
 
 
-def sql_checks(args, acks):
-    rows = "\n".join(f"{key}\t{room}\t{date}\t{bid}" for key, room, date, bid, *_ in acks)
-    script = SQL_CHECKS.replace("{rows}", rows) if rows else SQL_CHECKS.replace("{rows}\n", "")
+def sql_checks(args, acks, lost):
+    null = "\\N"  # COPY's NULL: the key of a keyless booking
+    tables = {
+        "{rows}": [f"{null if key is None else key}\t{room}\t{date}\t{bid}"
+                   for key, room, date, bid, *_ in acks],
+        "{lost}": [f"{room}\t{date}" for room, date in lost],
+    }
+    script = SQL_CHECKS
+    for placeholder, rows in tables.items():
+        script = script.replace(placeholder + "\n", "".join(row + "\n" for row in rows))
     env = dict(os.environ, PGOPTIONS="-c client_min_messages=warning")
     if args.db_password_file:
         with open(args.db_password_file) as f:
@@ -584,7 +642,7 @@ def cmd_phase(args):
     phase = Phase(args)
     doc = phase.run()
     log(f"{args.name}: checking with SQL")
-    checks, error = sql_checks(args, phase.acks)
+    checks, error = sql_checks(args, phase.acks, phase.lost_answers)
     doc["sql"] = checks
     failures = [text for _, text in phase.problems]
     if error:
@@ -596,6 +654,8 @@ def cmd_phase(args):
             ("doubled", "acknowledged room-nights booked more than once"),
             ("key_two_ids", "keys acknowledged with two different ids"),
             ("unacknowledged", "bookings in the table that no 201 acknowledged"),
+            ("lost_not_booked", "keyless bookings told the night is taken after an unanswered attempt, "
+                                "with no booking of that night"),
             ("key_record_wrong", "acknowledged keys without their idempotency record"),
             ("overlaps", "overlapping live bookings"),
         ]:
@@ -651,7 +711,11 @@ def cmd_report(args):
           f"- Load: `wrk/chaos_client.py`, {phases[0]['rate'] if phases else '?'} bookings/s of distinct "
           f"room-nights from {phases[0]['workers'] if phases else '?'} client threads, each with its own "
           "`Idempotency-Key`, retried with the same key on 503 (after `Retry-After`), "
-          "409 `idempotency_key_in_use`, connection errors and timeouts",
+          "409 `idempotency_key_in_use`, connection errors and timeouts"
+          + (f"; every {phases[0]['keyless_every']}th booking without a key (the hot path: "
+             "`POST /book` through the booking connections and their queue), retried on the same "
+             "faults; its retry may find the night booked by the attempt whose answer was lost"
+             if phases and phases[0].get("keyless_every") else ""),
           "- back: PostgreSQL accepts connections again (`pg_isready`) with a new postmaster pid; "
           "**back → 201**: from then to the first 201 answered (the figure; target under "
           f"{args.recovery_target:g} s); gap: from the last 201 before the fault to the first after it",
@@ -682,7 +746,10 @@ def cmd_report(args):
             f"{fmt(p['latency_p99_s'], 3)} s; {p['acknowledged_after_retry']} bookings acknowledged "
             f"after a retry ({p['replayed']} of them replayed); other answers: {other or 'none'}; "
             f"bookings in the phase's rooms {s.get('phase_bookings', '-')}, "
-            f"idempotency records wrong {s.get('key_record_wrong', '-')}")
+            f"idempotency records wrong {s.get('key_record_wrong', '-')}; keyless: "
+            f"{p.get('keyless_started', 0)} started, {p.get('keyless_acknowledged', 0)} acknowledged, "
+            f"{p.get('keyless_lost_answers', 0)} answers lost (the night booked, the retry told it is taken; "
+            f"not booked though told so: {s.get('lost_not_booked', '-')})")
     md.append("")
     if extra.get("notes"):
         md += ["Service checks:", ""] + [f"- {n}" for n in extra["notes"]] + [""]
@@ -724,6 +791,8 @@ def main():
     p.add_argument("--users", type=int, default=10)
     p.add_argument("--nights", type=int, default=700, help="nights 1..N ahead (UTC)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--keyless-every", type=int, default=2,
+                   help="every Nth booking without an Idempotency-Key (0: none)")
     p.add_argument("--rate", type=float, default=200.0, help="new bookings per second")
     p.add_argument("--workers", type=int, default=32)
     p.add_argument("--warmup", type=float, default=10.0, help="seconds of load before the fault")
