@@ -689,6 +689,10 @@ def cmd_phase(args):
 # --- Report ----------------------------------------------------------------------
 
 
+def every_nth(n):
+    return {1: "every", 2: "every second", 3: "every third", 4: "every fourth"}.get(n, f"every {n}th")
+
+
 def fmt(x, digits=2):
     return "-" if x is None else f"{x:.{digits}f}"
 
@@ -712,7 +716,7 @@ def cmd_report(args):
           f"room-nights from {phases[0]['workers'] if phases else '?'} client threads, each with its own "
           "`Idempotency-Key`, retried with the same key on 503 (after `Retry-After`), "
           "409 `idempotency_key_in_use`, connection errors and timeouts"
-          + (f"; every {phases[0]['keyless_every']}th booking without a key (the hot path: "
+          + (f"; {every_nth(phases[0]['keyless_every'])} booking without a key (the hot path: "
              "`POST /book` through the booking connections and their queue), retried on the same "
              "faults; its retry may find the night booked by the attempt whose answer was lost"
              if phases and phases[0].get("keyless_every") else ""),
