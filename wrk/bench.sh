@@ -212,6 +212,42 @@ run_child() { # output-file command...
     return "$rc"
 }
 
+# CPU time (user + system), for the CPU each side of a run takes per request.
+# children_cpu FILE: the seconds of this shell's children waited for so far
+# (bash's `times`, which must run in the shell that waited for them, hence a file).
+children_cpu() {
+    times >"$1.times"
+    awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } print t }' \
+        "$1.times" >"$1"
+}
+# The seconds of the service processes, and of PostgreSQL's processes with the
+# backends that have ended (the postmaster's children's time): "service postgres";
+# PostgreSQL's "-" when it is not this script's own.
+service_and_pg_cpu() {
+    local pid_file=""
+    [[ $PG_STARTED == 1 ]] && pid_file="$PGDATA_DIR/postmaster.pid"
+    python3 - "$(getconf CLK_TCK)" "$pid_file" "${SERVICE_PIDS[@]}" <<'PY'
+import os, sys
+hz, pid_file, services = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+def stat(pid):  # the fields after the command's name: state, ppid, ...
+    try:
+        return open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()
+    except OSError:  # the process has ended
+        return None
+def ticks(pid, children=False):
+    fields = stat(pid)
+    # utime, stime (and cutime, cstime) are fields 14-17 of /proc/PID/stat.
+    return sum(int(x) for x in fields[11:15 if children else 13]) if fields else 0
+svc = sum(ticks(p) for p in services) / hz
+pg = "-"
+if pid_file and os.path.exists(pid_file):
+    postmaster = open(pid_file).readline().strip()
+    kids = [d for d in os.listdir("/proc") if d.isdigit() and (stat(d) or [None, None])[1] == postmaster]
+    pg = (ticks(postmaster, children=True) + sum(ticks(k) for k in kids)) / hz
+print(svc, pg)
+PY
+}
+
 stop_services() {
     local pid
     for pid in "${SERVICE_PIDS[@]}"; do
@@ -497,10 +533,14 @@ pgss_snapshot() { # out: the statements run since the reset (JSON lines)
 run_pgbench() { # tag script conns jobs booking(0|1)
     local tag="$1" script="$2" conns="$3" jobs="$4" booking="$5" tps xacts rows=0 overlaps=0
     [[ $booking == 1 ]] && reset_bookings
+    children_cpu "$RUN_DIR/$tag.client0"
+    service_and_pg_cpu >"$RUN_DIR/$tag.cpu0"
     run_child "$RUN_DIR/$tag.pgbench" \
         pgbench -n -M prepared "${PGBENCH_VARS[@]}" -c "$conns" -j "$jobs" -T "$DURATION" \
             -l --log-prefix="$RUN_DIR/$tag.pglog" -f "$script" "$DB_URL" \
         || { cat "$RUN_DIR/$tag.pgbench" >&2; die "pgbench failed on $script"; }
+    children_cpu "$RUN_DIR/$tag.client1"
+    service_and_pg_cpu >"$RUN_DIR/$tag.cpu1"
     tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$RUN_DIR/$tag.pgbench" | tail -n 1)
     [[ -n "$tps" ]] || { cat "$RUN_DIR/$tag.pgbench" >&2; die "no tps in pgbench's output"; }
     xacts=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$RUN_DIR/$tag.pgbench")
@@ -537,6 +577,8 @@ measure() {
     # near 2 to 3 on two cores; more means other work competed for the cores).
     local load
     load="$(cut -d ' ' -f 1 /proc/loadavg)"
+    children_cpu "$RUN_DIR/$tag.client0"
+    service_and_pg_cpu >"$RUN_DIR/$tag.cpu0"
     if ((instances == 1)); then
         run_child "$RUN_DIR/$tag.wrk.0" wrk -t"$threads" -c"$conns" -d"${DURATION}s" -s "$lua" "$BASE_URL" \
             || { cat "$RUN_DIR/$tag.wrk.0" >&2; die "wrk failed"; }
@@ -557,6 +599,8 @@ measure() {
         done
         CHILD_PIDS=()
     fi
+    children_cpu "$RUN_DIR/$tag.client1"
+    service_and_pg_cpu >"$RUN_DIR/$tag.cpu1"
     pgss_snapshot "$RUN_DIR/$tag.pgss"
     for ((i = 0; i < instances; i++)); do
         grep -q '^STATUS ' "$RUN_DIR/$tag.wrk.$i" || { cat "$RUN_DIR/$tag.wrk.$i" >&2; die "no STATUS line in wrk's output"; }
@@ -583,6 +627,17 @@ import glob, json, sys
  handler, reference, log_problems, load) = sys.argv[1:]
 instances = int(instances)
 
+def cpu_us(prefix, count):
+    """CPU per request or transaction, in microseconds, during one run:
+    the client (wrk or pgbench), the service, PostgreSQL (None: not measured)."""
+    try:
+        c0, c1 = (float(open(f"{prefix}.client{i}").read()) for i in (0, 1))
+        (s0, p0), (s1, p1) = (open(f"{prefix}.cpu{i}").read().split() for i in (0, 1))
+    except (OSError, ValueError):
+        return {"client": None, "service": None, "postgres": None}
+    per = lambda a, b: round((float(b) - float(a)) / count * 1e6, 1) if count and a != "-" else None
+    return {"client": per(c0, c1), "service": per(s0, s1), "postgres": per(p0, p1)}
+
 def pgbench_figures(side, fields):
     tps, xacts, rows, overlaps = fields.split()
     if tps == "-":
@@ -590,8 +645,9 @@ def pgbench_figures(side, fields):
     # pgbench -l: one line per transaction, the third field its latency in microseconds.
     lat = sorted(int(l.split()[2]) for f in glob.glob(f"{run_dir}/{tag}-{side}.pglog.*") for l in open(f) if l.strip())
     pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] / 1000 if lat else None
+    cpu = cpu_us(f"{run_dir}/{tag}-{side}", int(xacts))
     return {"tps": float(tps), "xacts": int(xacts), "rows": int(rows), "overlaps": int(overlaps),
-            "p50_ms": pct(0.5), "p99_ms": pct(0.99)}
+            "p50_ms": pct(0.5), "p99_ms": pct(0.99), "cpu_us": {"pgbench": cpu["client"], "postgres": cpu["postgres"]}}
 
 status, errors, per_instance = {}, {}, []
 requests = rps = 0
@@ -629,6 +685,8 @@ run = {
     "service_rows": int(svc_rows),
     "overlaps": int(svc_overlaps) + db.get("overlaps", 0) + ref.get("overlaps", 0),
     "log_problems": int(log_problems), "load_1m": float(load),
+    "cpu_us": {k if k != "client" else "wrk": v for k, v in cpu_us(f"{run_dir}/{tag}", requests).items()},
+    "db_cpu_us": db.get("cpu_us"), "ref_cpu_us": ref.get("cpu_us"),
     "pgss": {"calls": calls, "calls_per_request": calls / requests if requests else None,
              "statements": pgss[:8]} if pgss else None,
 }
@@ -1098,6 +1156,9 @@ def entry(r):
         "ratio_reference": r["reference_tps"] and round(r["rps"] / r["reference_tps"], 3),
         "statements_per_request": r["pgss"] and r["pgss"]["calls_per_request"] and round(r["pgss"]["calls_per_request"], 3),
         "overlaps": r["overlaps"], "load_1m": r["load_1m"],
+        # CPU time per request (wrk, the service, PostgreSQL) and per pgbench
+        # transaction (pgbench, PostgreSQL), in microseconds.
+        "cpu_us": r.get("cpu_us"), "db_cpu_us": r.get("db_cpu_us"), "ref_cpu_us": r.get("ref_cpu_us"),
     }
 
 doc = {"date": now, "machine": machine, "command": command, "postgresql": pg_version,
@@ -1157,6 +1218,29 @@ for r in runs:
               f"{f(r['reference_tps'], '{:.0f}')} | {f(e['ratio_reference'])} | {f(e['ratio'])} | "
               f"{f(e['statements_per_request'])} | {r['overlaps']} | {r['load_1m']:.1f} |")
 md.append("")
+
+def cpu_cells(cpu, keys):
+    cpu = cpu or {}
+    values = [cpu.get(k) for k in keys]
+    total = sum(values) if all(v is not None for v in values) else None
+    return [f(v, "{:.0f}") for v in values] + [f(total, "{:.0f}")]
+
+cpu_runs = [r for r in runs if r.get("cpu_us") and r["cpu_us"].get("wrk") is not None]
+if cpu_runs:
+    md += ["CPU time per request of each run, in microseconds of one core (user + system, from /proc and "
+           "bash's `times`): the service's run (wrk, the service, PostgreSQL) and, per transaction, the "
+           "pgbench runs (pgbench, PostgreSQL). Client, server and database share the machine's cores: "
+           "at full load, a run's rate is about the cores' microseconds per second over its total.", "",
+           "| workload | wrk | service run: wrk | service | PostgreSQL | total | handler SQL: pgbench | PostgreSQL | total "
+           "| reference: pgbench | PostgreSQL | total |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in cpu_runs:
+        wrk = f"-t{r['threads']} -c{r['connections']}" + (f" on {r['instances']} processes" if r["instances"] > 1 else "")
+        cells = (cpu_cells(r["cpu_us"], ["wrk", "service", "postgres"])
+                 + cpu_cells(r.get("db_cpu_us"), ["pgbench", "postgres"])
+                 + cpu_cells(r.get("ref_cpu_us"), ["pgbench", "postgres"]))
+        md.append(f"| {labels[r['step']]} | {wrk} | " + " | ".join(cells) + " |")
+    md.append("")
 
 # The benchmark's targets (README, "Benchmark"), in this run (the README quotes medians of 3 runs).
 fails = []

@@ -5,8 +5,8 @@
 
 Reads the JSON files that bench.sh writes (one per run), prints per workload
 and configuration the median of requests/s, p50, p99, handler and reference
-tps and both ratios (with the runs' values), then the benchmark's targets (README) on
-those medians.
+tps and both ratios, the CPU time per request of each side (runs that measured
+it), then the benchmark's targets (README) on those medians.
 """
 
 import json
@@ -50,6 +50,24 @@ def main(paths):
               f"{show(m['p99_ms'])} | {show(m['db_tps'], '{:.0f}')} | {show(m['reference_tps'], '{:.0f}')} | "
               f"{show(m['ratio_reference'])} | {show(m['ratio'])} |")
     print()
+
+    def cpu(es, field, keys):
+        values = {k: median((e.get(field) or {}).get(k) for e in es) for k in keys}
+        total = sum(values.values()) if all(v is not None for v in values.values()) else None
+        return [show(values[k], "{:.0f}") for k in keys] + [show(total, "{:.0f}")]
+
+    with_cpu = {key: es for key, es in rows.items() if any((e.get("cpu_us") or {}).get("wrk") for e in es)}
+    if with_cpu:
+        print("CPU time per request (service run) and per transaction (pgbench runs), microseconds, medians:")
+        print()
+        print("| workload | wrk | wrk | service | PostgreSQL | total | handler: pgbench | PostgreSQL | total "
+              "| reference: pgbench | PostgreSQL | total |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for (workload, t, c), es in with_cpu.items():
+            cells = (cpu(es, "cpu_us", ["wrk", "service", "postgres"]) + cpu(es, "db_cpu_us", ["pgbench", "postgres"])
+                     + cpu(es, "ref_cpu_us", ["pgbench", "postgres"]))
+            print(f"| {workload} | -t{t} -c{c} | " + " | ".join(cells) + " |")
+        print()
 
     def get(workload, t, c, key):
         return med.get((workload, t, c), {}).get(key)
