@@ -217,7 +217,8 @@ run_child() { # output-file command...
 # (bash's `times`, which must run in the shell that waited for them, hence a file).
 children_cpu() {
     times >"$1.times"
-    awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } print t }' \
+    # "0m1.234s 0m0.567s" (a decimal comma in some locales)
+    awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { gsub(",", ".", $i); split($i, a, /[ms]/); t += a[1] * 60 + a[2] } print t }' \
         "$1.times" >"$1"
 }
 # The seconds of the service processes, and of PostgreSQL's processes with the
@@ -533,13 +534,16 @@ pgss_snapshot() { # out: the statements run since the reset (JSON lines)
 run_pgbench() { # tag script conns jobs booking(0|1)
     local tag="$1" script="$2" conns="$3" jobs="$4" booking="$5" tps xacts rows=0 overlaps=0
     [[ $booking == 1 ]] && reset_bookings
-    children_cpu "$RUN_DIR/$tag.client0"
     service_and_pg_cpu >"$RUN_DIR/$tag.cpu0"
+    children_cpu "$RUN_DIR/$tag.client0"
     run_child "$RUN_DIR/$tag.pgbench" \
         pgbench -n -M prepared "${PGBENCH_VARS[@]}" -c "$conns" -j "$jobs" -T "$DURATION" \
             -l --log-prefix="$RUN_DIR/$tag.pglog" -f "$script" "$DB_URL" \
         || { cat "$RUN_DIR/$tag.pgbench" >&2; die "pgbench failed on $script"; }
     children_cpu "$RUN_DIR/$tag.client1"
+    # pgbench's backends end as it disconnects: give the postmaster time to
+    # collect them, so that their time is in its children's time, not lost in between.
+    sleep 0.5
     service_and_pg_cpu >"$RUN_DIR/$tag.cpu1"
     tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$RUN_DIR/$tag.pgbench" | tail -n 1)
     [[ -n "$tps" ]] || { cat "$RUN_DIR/$tag.pgbench" >&2; die "no tps in pgbench's output"; }
@@ -577,8 +581,8 @@ measure() {
     # near 2 to 3 on two cores; more means other work competed for the cores).
     local load
     load="$(cut -d ' ' -f 1 /proc/loadavg)"
-    children_cpu "$RUN_DIR/$tag.client0"
     service_and_pg_cpu >"$RUN_DIR/$tag.cpu0"
+    children_cpu "$RUN_DIR/$tag.client0"
     if ((instances == 1)); then
         run_child "$RUN_DIR/$tag.wrk.0" wrk -t"$threads" -c"$conns" -d"${DURATION}s" -s "$lua" "$BASE_URL" \
             || { cat "$RUN_DIR/$tag.wrk.0" >&2; die "wrk failed"; }

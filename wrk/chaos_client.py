@@ -134,9 +134,10 @@ class Phase:
         self.stop_workers = False
         self.statuses = Counter()   # per attempt: "201", "201 replayed", "503", "409 key in use", ...
         self.problems = []          # (t, text): each a failed check
-        self.acks = []              # (key or None, room, date, id, t_done, replayed, attempts)
-        # (room, date) of keyless bookings whose retry found the night taken after
-        # an unanswered attempt: that attempt booked it, and its answer was lost.
+        self.acks = []              # (key or None, room, date, id, t_done, replayed, attempts, user)
+        # (room, date, user, wall-clock time the retry was sent) of keyless bookings
+        # whose retry found the night taken after an unanswered attempt: that
+        # attempt booked it, before the retry was sent, and its answer was lost.
         self.lost_answers = []
         self.done_201 = []          # completion times of every 201
         self.events = []            # (t_done, label) of non-201 attempts, for the timeline
@@ -247,6 +248,7 @@ class Phase:
                 headers["Idempotency-Key"] = task.key
             task.attempts += 1
             sent = self.now()
+            sent_wall = time.time()
             try:
                 status, headers_in, data = client.request("POST", "/book", body, headers)
             except (socket.timeout, TimeoutError):
@@ -288,7 +290,7 @@ class Phase:
                     self.done_201.append(done)
                     if booking_id is not None:
                         self.acks.append((task.key, task.room, task.date, booking_id, round(done, 4),
-                                          replayed, task.attempts))
+                                          replayed, task.attempts, task.user))
                 if booking_id is None:
                     self.problem(f"a 201 without an id: {data[:200]!r}")
                 self.finish(task, "201")
@@ -321,7 +323,7 @@ class Phase:
                 with self.lock:
                     self.statuses["409 room taken after unanswered"] += 1
                     self.events.append((done, "409 room taken after unanswered"))
-                    self.lost_answers.append((task.room, task.date))
+                    self.lost_answers.append((task.room, task.date, task.user, sent_wall))
                 self.finish(task, "409-after-unanswered")
             elif status == 409 and code == "room_already_booked":
                 with self.lock:
@@ -558,19 +560,20 @@ class Phase:
 
 SQL_CHECKS = r"""
 \set ON_ERROR_STOP 1
-create temporary table acked (key text, room text, night date, id uuid);
+create temporary table acked (key text, room text, night date, id uuid, user_name text);
 copy acked from stdin;
 {rows}
 \.
 -- keyless bookings whose answer was lost: an attempt went unanswered, the retry found the night taken
-create temporary table lost (room text, night date);
+create temporary table lost (room text, night date, user_name text, retried_at double precision);
 copy lost from stdin;
 {lost}
 \.
 create temporary table checks as
 with phase_bookings as (
-    select b.id, r.name as room, lower(b.stay) as night, b.stay, b.status
+    select b.id, r.name as room, lower(b.stay) as night, b.stay, b.status, u.name as user_name, b.created_at
     from bookings b join rooms r on r.id = b.room_id
+    join users u on u.id = b.user_id
     join hotels h on h.id = r.hotel_id and h.is_default
     where starts_with(r.name, :'prefix')
 )
@@ -580,9 +583,9 @@ select
     (select count(distinct key) from acked) as acknowledged_keys,
     -- an acknowledged booking that is not in the table
     (select count(*) from acked a where not exists (select 1 from bookings b where b.id = a.id)) as missing,
-    -- ... or is there with another room or night
+    -- ... or is there with another room, night or user
     (select count(*) from acked a join phase_bookings p on p.id = a.id
-     where p.room <> a.room or p.stay <> daterange(a.night, a.night + 1)) as wrong,
+     where p.room <> a.room or p.stay <> daterange(a.night, a.night + 1) or p.user_name <> a.user_name) as wrong,
     -- a booking's room-night booked more than once (cancelled ones included)
     (select count(*) from (select room, night from acked union all select room, night from lost) a
      where (select count(*) from phase_bookings p
@@ -595,9 +598,12 @@ select
     (select count(*) from phase_bookings p
      where not exists (select 1 from acked a where a.id = p.id)
        and not exists (select 1 from lost l where l.room = p.room and l.night = p.night)) as unacknowledged,
-    -- a keyless booking whose retry was told the night is taken, with no booking of it
+    -- a keyless booking whose retry was told the night is taken, without a booking
+    -- of that night for that user made before the retry was sent
     (select count(*) from lost l
-     where not exists (select 1 from phase_bookings p where p.room = l.room and p.night = l.night)) as lost_not_booked,
+     where not exists (select 1 from phase_bookings p
+                       where p.room = l.room and p.night = l.night and p.user_name = l.user_name
+                         and p.created_at < to_timestamp(l.retried_at))) as lost_not_booked,
     (select count(*) from acked where key is null) as keyless_acknowledged,
     (select count(*) from phase_bookings) as phase_bookings,
     -- the key's record: there, a 201, holding the acknowledged id
@@ -618,9 +624,8 @@ select row_to_json(c) from checks c;
 def sql_checks(args, acks, lost):
     null = "\\N"  # COPY's NULL: the key of a keyless booking
     tables = {
-        "{rows}": [f"{null if key is None else key}\t{room}\t{date}\t{bid}"
-                   for key, room, date, bid, *_ in acks],
-        "{lost}": [f"{room}\t{date}" for room, date in lost],
+        "{rows}": [f"{null if a[0] is None else a[0]}\t{a[1]}\t{a[2]}\t{a[3]}\t{a[7]}" for a in acks],
+        "{lost}": [f"{room}\t{date}\t{user}\t{retried_at:.6f}" for room, date, user, retried_at in lost],
     }
     script = SQL_CHECKS
     for placeholder, rows in tables.items():
@@ -650,12 +655,12 @@ def cmd_phase(args):
     else:
         for field, what in [
             ("missing", "acknowledged bookings missing from the table"),
-            ("wrong", "acknowledged bookings with another room or night in the table"),
-            ("doubled", "acknowledged room-nights booked more than once"),
+            ("wrong", "acknowledged bookings with another room, night or user in the table"),
+            ("doubled", "room-nights of acknowledged or lost answers booked more than once"),
             ("key_two_ids", "keys acknowledged with two different ids"),
             ("unacknowledged", "bookings in the table that no 201 acknowledged"),
             ("lost_not_booked", "keyless bookings told the night is taken after an unanswered attempt, "
-                                "with no booking of that night"),
+                                "without a booking of that night for their user made before the retry"),
             ("key_record_wrong", "acknowledged keys without their idempotency record"),
             ("overlaps", "overlapping live bookings"),
         ]:
@@ -714,7 +719,7 @@ def cmd_report(args):
           f"- Command: `{args.command}`",
           f"- Load: `wrk/chaos_client.py`, {phases[0]['rate'] if phases else '?'} bookings/s of distinct "
           f"room-nights from {phases[0]['workers'] if phases else '?'} client threads, each with its own "
-          "`Idempotency-Key`, retried with the same key on 503 (after `Retry-After`), "
+          "`Idempotency-Key` (but the keyless ones below), retried with the same key on 503 (after `Retry-After`), "
           "409 `idempotency_key_in_use`, connection errors and timeouts"
           + (f"; {every_nth(phases[0]['keyless_every'])} booking without a key (the hot path: "
              "`POST /book` through the booking connections and their queue), retried on the same "

@@ -58,9 +58,10 @@ def main(paths):
 
     with_cpu = {key: es for key, es in rows.items() if any((e.get("cpu_us") or {}).get("wrk") for e in es)}
     if with_cpu:
-        print("CPU time per request (service run) and per transaction (pgbench runs), microseconds, medians:")
+        print("CPU time per request (service run) and per transaction (pgbench runs), microseconds, medians "
+              "(a total is the sum of its medians):")
         print()
-        print("| workload | wrk | wrk | service | PostgreSQL | total | handler: pgbench | PostgreSQL | total "
+        print("| workload | wrk | service run: wrk | service | PostgreSQL | total | handler: pgbench | PostgreSQL | total "
               "| reference: pgbench | PostgreSQL | total |")
         print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for (workload, t, c), es in with_cpu.items():
