@@ -26,14 +26,16 @@
 # checks with SQL: every acknowledged booking is in the table exactly once, with
 # its room and night; no booking the service did not acknowledge; each key's
 # idempotency record holds the acknowledged id; 0 overlapping live bookings. Any
-# 5xx other than 503, a 503 without Retry-After, an answer slower than the
-# request timeout, a booking without a final answer or a 409 room_already_booked
-# (every room-night is booked by one key only: a lost acknowledgement) fails the
-# run; for a keyless booking, such a 409 passes only after an unanswered attempt
-# (503, connection error, timeout), and then that night must be booked exactly
-# once. Also checked: db_restarts_total counts both managed restarts, /ready is
+# 5xx other than 503, a 503 without Retry-After, a connection error or client
+# timeout, an answer slower than the request timeout, a booking without a final
+# answer or a 409 room_already_booked (every room-night is booked by one
+# booking only: with a key, a lost acknowledgement) fails the run; for a
+# keyless booking, such a 409 passes only after a 503 for it, and then that
+# night must be booked exactly once, for its user, before the retry was sent. Also checked: db_restarts_total counts both managed restarts, /ready is
 # 200 after each fault, each service stops cleanly on SIGTERM (and with it the
-# managed PostgreSQL, adopted one included), and no panic is logged.
+# managed PostgreSQL, adopted one included), and no panic is logged. Before the
+# first phase, `chaos_client.py selftest` shows that the SQL checks can fail:
+# it books one night and expects each deliberately wrong record of it caught.
 # Results: wrk/results/chaos-latest.{md,json} and wrk/results/chaos-<UTC date-time>.{md,json};
 # a --quick run writes wrk/results/chaos-quick-latest.{md,json} only (git-ignored).
 # Exit status 0 only when every check passed.
@@ -315,6 +317,15 @@ TOKEN=$(env -u DATABASE_URL -u JWT_SECRET "$BIN" --log error --data-dir "$DATA_D
 MANAGED_URL="postgres://postgres@localhost/room_booking?host=$DATA_DIR"
 PWFILE="$DATA_DIR/superuser-password"
 [[ -f "$PWFILE" ]] || PWFILE=""
+
+# The SQL checks must be able to fail: one booking, checked against right and wrong records of it.
+log "selftest of the SQL checks (rooms ST-*)"
+if python3 "$CLIENT" selftest --url "$BASE_URL" --token "$TOKEN" --room-prefix ST- \
+        --db-url "$MANAGED_URL" ${PWFILE:+--db-password-file "$PWFILE"}; then
+    note "the SQL checks caught each deliberately wrong record of a booking (chaos_client.py selftest)"
+else
+    fail "the SQL checks' selftest failed: a check did not catch a wrong record (chaos_client.py selftest)"
+fi
 
 q() { printf '%q' "$1"; }
 run_phase kill-9 managed K9- "kill -9 of the postmaster" \

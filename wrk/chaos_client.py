@@ -13,6 +13,10 @@ Standard library only. Three subcommands:
           PostgreSQL with pg_isready and its postmaster.pid; then check the
           database with SQL (psql) and write one JSON document
   report  the Markdown and JSON report of the phases' documents
+  selftest  shows that the SQL checks of a phase can fail: books one night
+          over HTTP, then runs the checks on right and on deliberately wrong
+          records of it (another user, a lost answer retried before the
+          booking, a booking nobody acknowledged) and expects each to be caught
 
 Times are time.monotonic() seconds, relative to the phase's start.
 """
@@ -597,7 +601,8 @@ select
     -- keyless one whose answer was lost
     (select count(*) from phase_bookings p
      where not exists (select 1 from acked a where a.id = p.id)
-       and not exists (select 1 from lost l where l.room = p.room and l.night = p.night)) as unacknowledged,
+       and not exists (select 1 from lost l
+                       where l.room = p.room and l.night = p.night and l.user_name = p.user_name)) as unacknowledged,
     -- a keyless booking whose retry was told the night is taken, without a booking
     -- of that night for that user made before the retry was sent
     (select count(*) from lost l
@@ -689,6 +694,46 @@ def cmd_phase(args):
         f"back -> first 201 {doc['first_201_after_back_s']} s")
     for text in doc["failures"][:20]:
         log(f"{args.name}: FAIL: {text}")
+
+
+def cmd_selftest(args):
+    host, port = split_url(args.url)
+    client = Client(host, port, 30)
+    args.rooms, args.users = 1, 2
+    cmd_setup(args)
+    night = (datetime.datetime.now(datetime.timezone.utc).date() + datetime.timedelta(days=5)).isoformat()
+    room, user, other = f"{args.room_prefix}0", f"{args.user_prefix}0", f"{args.user_prefix}1"
+    before = time.time()
+    status, _, data = client.request(
+        "POST", "/book", json.dumps({"room_name": room, "user_name": user, "date": night}),
+        {"Authorization": f"Bearer {args.token}", "Content-Type": "application/json"})
+    after = time.time()
+    client.close()
+    if status != 201:
+        sys.exit(f"chaos_client selftest: POST /book answered {status}: {data[:300]!r}")
+    booking = json.loads(data)["id"]
+    ack = lambda who: (None, room, night, booking, 0.0, False, 1, who)  # noqa: E731
+    lost = lambda who, at: (room, night, who, at)  # noqa: E731
+    cases = [
+        ("the booking acknowledged", [ack(user)], [], {}),
+        ("acknowledged for another user", [ack(other)], [], {"wrong": 1}),
+        ("nobody acknowledged it", [], [], {"unacknowledged": 1}),
+        ("its answer lost, retried after it", [], [lost(user, after + 1)], {}),
+        ("its answer lost, retried before it was booked", [], [lost(user, before - 1)], {"lost_not_booked": 1}),
+        ("another user's answer lost", [], [lost(other, after + 1)], {"lost_not_booked": 1, "unacknowledged": 1}),
+    ]
+    fields = ("missing", "wrong", "doubled", "unacknowledged", "lost_not_booked", "key_record_wrong", "overlaps")
+    failed = 0
+    for name, acks, losts, expected in cases:
+        checks, error = sql_checks(args, acks, losts)
+        if error:
+            sys.exit(f"chaos_client selftest: the SQL checks failed: {error.strip()}")
+        got = {k: checks[k] for k in fields if checks[k]}
+        ok = got == expected
+        failed += not ok
+        verdict = "as expected" if ok else f"expected {expected or 'nothing found'}"
+        log(f"selftest: {name}: {got or 'nothing found'} ({verdict})")
+    sys.exit(1 if failed else 0)
 
 
 # --- Report ----------------------------------------------------------------------
@@ -824,6 +869,14 @@ def main():
     p.add_argument("--db-password-file")
     p.add_argument("--out", required=True)
 
+    t = sub.add_parser("selftest")
+    t.add_argument("--url", required=True)
+    t.add_argument("--token", required=True)
+    t.add_argument("--room-prefix", required=True, help="a prefix no phase uses")
+    t.add_argument("--user-prefix", default="chaos-u")
+    t.add_argument("--db-url", required=True)
+    t.add_argument("--db-password-file")
+
     r = sub.add_parser("report")
     r.add_argument("--results", required=True)
     r.add_argument("--name", action="append", required=True, help="file name without .md/.json")
@@ -837,6 +890,8 @@ def main():
     args = parser.parse_args()
     if args.command == "setup":
         cmd_setup(args)
+    elif args.command == "selftest":
+        cmd_selftest(args)
     elif args.command == "phase":
         cmd_phase(args)
     else:
