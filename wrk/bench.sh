@@ -221,32 +221,12 @@ children_cpu() {
     awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { gsub(",", ".", $i); split($i, a, /[ms]/); t += a[1] * 60 + a[2] } print t }' \
         "$1.times" >"$1"
 }
-# The seconds of the service processes, and of PostgreSQL's processes with the
-# backends that have ended (the postmaster's children's time): "service postgres";
-# PostgreSQL's "-" when it is not this script's own.
+# "service postgres": the CPU seconds of the service processes and of this
+# script's own PostgreSQL ("-" when it uses another), as lib.sh's cpu_seconds.
 service_and_pg_cpu() {
     local pid_file=""
     [[ $PG_STARTED == 1 ]] && pid_file="$PGDATA_DIR/postmaster.pid"
-    python3 - "$(getconf CLK_TCK)" "$pid_file" "${SERVICE_PIDS[@]}" <<'PY'
-import os, sys
-hz, pid_file, services = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
-def stat(pid):  # the fields after the command's name: state, ppid, ...
-    try:
-        return open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()
-    except OSError:  # the process has ended
-        return None
-def ticks(pid, children=False):
-    fields = stat(pid)
-    # utime, stime (and cutime, cstime) are fields 14-17 of /proc/PID/stat.
-    return sum(int(x) for x in fields[11:15 if children else 13]) if fields else 0
-svc = sum(ticks(p) for p in services) / hz
-pg = "-"
-if pid_file and os.path.exists(pid_file):
-    postmaster = open(pid_file).readline().strip()
-    kids = [d for d in os.listdir("/proc") if d.isdigit() and (stat(d) or [None, None])[1] == postmaster]
-    pg = (ticks(postmaster, children=True) + sum(ticks(k) for k in kids)) / hz
-print(svc, pg)
-PY
+    cpu_seconds "$pid_file" "${SERVICE_PIDS[@]}"
 }
 
 stop_services() {

@@ -150,6 +150,7 @@ class Phase:
         self.hangs = 0
         self.missing_retry_after = 0
         self.produced = 0
+        self.keyless_started = 0
         self.final = Counter()
         self.pg_timeline = []       # (t, pid, pg_isready rc) on every change
         self.pg_state = (None, None)
@@ -193,11 +194,13 @@ class Phase:
                         return
                     room, night = self.pairs[self.produced]
                     every = self.args.keyless_every
+                    keyless = every > 0 and (self.produced + 1) % every == 0
                     task = Task(self.produced, f"{self.args.room_prefix}{room}",
                                 f"{self.args.user_prefix}{self.produced % self.args.users}",
                                 (self.today + datetime.timedelta(days=night)).isoformat(), self.now(),
-                                keyless=every > 0 and (self.produced + 1) % every == 0)
+                                keyless)
                     self.produced += 1
+                    self.keyless_started += keyless
                     self.fresh_waiting += 1
                     self.open_tasks += 1
                     heapq.heappush(self.heap, (self.now(), task.seq, task))
@@ -551,8 +554,7 @@ class Phase:
             "timeline": timeline,
             "pg_timeline": self.pg_timeline,
             "keyless_every": args.keyless_every,
-            "keyless_started": sum(1 for i in range(self.produced)
-                                   if args.keyless_every > 0 and (i + 1) % args.keyless_every == 0),
+            "keyless_started": self.keyless_started,
             "keyless_acknowledged": sum(1 for a in self.acks if a[0] is None),
             "keyless_lost_answers": len(self.lost_answers),
             "acknowledged": len(self.acks),

@@ -100,16 +100,6 @@ sql -c "insert into users (name) select 'user' || g from generate_series(0, 49) 
         cross join generate_series(0, 1999) g where h.is_default"
 sql -c 'vacuum (analyze)'
 
-# CPU ticks (user + system) so far: "<the service> <PostgreSQL's processes>".
-cpu_ticks() {
-    local pg_pid svc=0 pg=0 pid
-    pg_pid="$(head -n 1 "$PGDATA_DIR/postmaster.pid")"
-    svc=$(awk '{print $14 + $15}' "/proc/$SERVICE_PID/stat" 2>/dev/null || echo 0)
-    for pid in "$pg_pid" $(ps -o pid= --ppid "$pg_pid"); do
-        pg=$((pg + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
-    done
-    echo "$svc $pg"
-}
 RESULTS="$RUN_DIR/results.jsonl"
 : >"$RESULTS"
 n=$#
@@ -125,26 +115,26 @@ for ((round = 0; round < ROUNDS; round++)); do
         SERVICE_PID=$!
         await_service "$SERVICE_PID" "http://127.0.0.1:$PORT" "$RUN_DIR/service.log"
         sql -c 'truncate bookings, idempotency_keys cascade' -c 'checkpoint'
-        cpu_before="$(cpu_ticks)"
+        cpu_before="$(cpu_seconds "$PGDATA_DIR/postmaster.pid" "$SERVICE_PID")"
         wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -s "$ROOT/wrk/$LUA" "http://127.0.0.1:$PORT" >"$RUN_DIR/wrk.out" 2>&1 &
         CHILD_PID=$!
         wait "$CHILD_PID" || { cat "$RUN_DIR/wrk.out" >&2; die "wrk failed"; }
         CHILD_PID=""
-        cpu_after="$(cpu_ticks)"
+        cpu_after="$(cpu_seconds "$PGDATA_DIR/postmaster.pid" "$SERVICE_PID")"
         overlaps=$(sql -c "select count(*) from bookings a join bookings b on b.room_id = a.room_id
                            and a.id < b.id and a.stay && b.stay")
         stop_service
-        python3 - "$RUN_DIR/wrk.out" "$name" "$overlaps" "$cpu_before" "$cpu_after" "$(getconf CLK_TCK)" >>"$RESULTS" <<'PY'
+        python3 - "$RUN_DIR/wrk.out" "$name" "$overlaps" "$cpu_before" "$cpu_after" >>"$RESULTS" <<'PY'
 import json, sys
-path, name, overlaps, before, after, hz = sys.argv[1:]
-(s0, p0), (s1, p1) = (map(int, before.split())), (map(int, after.split()))
+path, name, overlaps, before, after = sys.argv[1:]
+(s0, p0), (s1, p1) = (map(float, before.split())), (map(float, after.split()))
 out = dict(line.strip().partition(" ")[::2] for line in open(path) if line[:1].isupper())
 n, us = (int(x) for x in out["REQUESTS"].split())
 p50, p99 = (int(x) / 1000 for x in out["LATENCY"].split())
 r = {"variant": name, "rps": n / (us / 1e6), "p50_ms": p50, "p99_ms": p99,
      "status": json.loads(out["STATUS"]), "overlaps": int(overlaps),
      # CPU time per request, in microseconds: the service process, PostgreSQL's processes.
-     "svc_us": (s1 - s0) / int(hz) / n * 1e6, "pg_us": (p1 - p0) / int(hz) / n * 1e6}
+     "svc_us": (s1 - s0) / n * 1e6, "pg_us": (p1 - p0) / n * 1e6}
 print(f"    {r['rps']:.0f} req/s, p50 {p50:.2f} ms, p99 {p99:.2f} ms, {r['status']}, overlaps {overlaps}; "
       f"CPU per request: service {r['svc_us']:.0f} us, PostgreSQL {r['pg_us']:.0f} us", file=sys.stderr)
 print(json.dumps(r))

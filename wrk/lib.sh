@@ -45,3 +45,30 @@ await_service() {
     done
     curl -sf -o /dev/null "$url/ready" || die "$url/ready does not answer 200 (database unreachable?)"
 }
+
+# cpu_seconds PID_FILE SERVICE_PID...: "service postgres", the CPU seconds (user
+# + system) so far of the service processes and of the PostgreSQL whose
+# postmaster.pid is PID_FILE, with the backends that have ended (the
+# postmaster's children's time); PostgreSQL's "-" without a PID_FILE.
+cpu_seconds() {
+    python3 - "$(getconf CLK_TCK)" "$@" <<'PY'
+import os, sys
+hz, pid_file, services = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+def stat(pid):  # the fields after the command's name: state, ppid, ...
+    try:
+        return open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()
+    except OSError:  # the process has ended
+        return None
+def ticks(pid, children=False):
+    fields = stat(pid)
+    # utime, stime (and cutime, cstime) are fields 14-17 of /proc/PID/stat.
+    return sum(int(x) for x in fields[11:15 if children else 13]) if fields else 0
+svc = sum(ticks(p) for p in services) / hz
+pg = "-"
+if pid_file and os.path.exists(pid_file):
+    postmaster = open(pid_file).readline().strip()
+    kids = [d for d in os.listdir("/proc") if d.isdigit() and (stat(d) or [None, None])[1] == postmaster]
+    pg = (ticks(postmaster, children=True) + sum(ticks(k) for k in kids)) / hz
+print(svc, pg)
+PY
+}
