@@ -293,3 +293,140 @@ async fn priced_bookings_changes_cancellations_and_the_life_cycle_take_keys() {
         "create, change and cancel are recorded"
     );
 }
+
+/// A retry that asks for a key while the first request with it commits must
+/// see the committed answer: it is never told that the key is new. The retry
+/// asks again and again (in a transaction of its own each time, as a request
+/// does) while the first one commits; many rounds, so that some of them ask
+/// exactly while the commit ends. (With the key read in the statement that
+/// took the lock, a few retries in a thousand were told the key was new.)
+#[tokio::test]
+async fn a_retry_during_the_first_commit_replays_and_never_starts_anew() {
+    use room_booking::db::idempotency::{KeyState, StoredResponse, claim, record};
+    use sqlx::Connection;
+
+    let app = TestApp::new().await;
+    let caller: uuid::Uuid = sqlx::query_scalar("select id from users where name = 'admin'")
+        .fetch_one(&app.pool)
+        .await
+        .expect("the admin's id");
+    let answer = StoredResponse {
+        status: 201,
+        location: Some("/bookings/1".to_owned()),
+        body: b"{}".to_vec(),
+    };
+    // Busy backends beside the two, so that PostgreSQL's processes are
+    // preempted mid-statement now and then, as on a loaded server, where
+    // retries after a timeout happen.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for _ in 0..6 {
+        let (pool, stop) = (app.pool.clone(), stop.clone());
+        load.push(tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                sqlx::query("select sum(g) from generate_series(1, 300000) g")
+                    .execute(&pool)
+                    .await
+                    .expect("a busy query");
+            }
+        }));
+    }
+    let mut first = app.pool.acquire().await.expect("a connection");
+    let mut retry = app.pool.acquire().await.expect("a connection");
+    const ROUNDS: usize = 1500;
+    let (mut replayed, mut fresh) = (0, 0);
+    for round in 0..ROUNDS {
+        let key = format!("race-{round}");
+        let mut tx = first.begin().await.expect("a transaction");
+        assert!(matches!(
+            claim(&mut tx, caller, &key, b"request")
+                .await
+                .expect("claim"),
+            KeyState::Fresh
+        ));
+        assert!(
+            record(&mut tx, caller, &key, b"request", &answer)
+                .await
+                .expect("record")
+        );
+        let retrying = async {
+            loop {
+                let mut tx = retry.begin().await.expect("a transaction");
+                match claim(&mut tx, caller, &key, b"request")
+                    .await
+                    .expect("claim")
+                {
+                    KeyState::InUse => {}
+                    other => return other,
+                }
+            }
+        };
+        let (committed, seen) = tokio::join!(tx.commit(), retrying);
+        committed.expect("commit");
+        match seen {
+            KeyState::Replay(stored) => {
+                assert_eq!(stored, answer);
+                replayed += 1;
+            }
+            KeyState::Fresh => fresh += 1,
+            KeyState::Mismatch => panic!("round {round}: the same request was called another"),
+            KeyState::InUse => unreachable!(),
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for busy in load {
+        busy.await.expect("the busy queries ran");
+    }
+    assert_eq!(
+        fresh, 0,
+        "{fresh} of {ROUNDS} retries were told the key was new ({replayed} replayed)"
+    );
+}
+
+/// The last guard: an answer is never recorded over a live record of the
+/// same key (its transaction must then roll back); an expired one is replaced.
+#[tokio::test]
+async fn an_answer_is_never_recorded_over_a_live_one() {
+    use room_booking::db::idempotency::{StoredResponse, record};
+
+    let app = TestApp::new().await;
+    let caller: uuid::Uuid = sqlx::query_scalar("select id from users where name = 'admin'")
+        .fetch_one(&app.pool)
+        .await
+        .expect("the admin's id");
+    let answer = |body: &[u8]| StoredResponse {
+        status: 201,
+        location: None,
+        body: body.to_vec(),
+    };
+    let mut conn = app.pool.acquire().await.expect("a connection");
+    assert!(
+        record(&mut conn, caller, "k", b"first", &answer(b"1"))
+            .await
+            .expect("record")
+    );
+    assert!(
+        !record(&mut conn, caller, "k", b"second", &answer(b"2"))
+            .await
+            .expect("record")
+    );
+    let kept: Vec<u8> = sqlx::query_scalar("select body from idempotency_keys where key = 'k'")
+        .fetch_one(&app.pool)
+        .await
+        .expect("the record");
+    assert_eq!(kept, b"1");
+    sqlx::query("update idempotency_keys set created_at = now() - interval '24 hours 1 second'")
+        .execute(&app.pool)
+        .await
+        .expect("backdate the key");
+    assert!(
+        record(&mut conn, caller, "k", b"third", &answer(b"3"))
+            .await
+            .expect("record")
+    );
+    let kept: Vec<u8> = sqlx::query_scalar("select body from idempotency_keys where key = 'k'")
+        .fetch_one(&app.pool)
+        .await
+        .expect("the record");
+    assert_eq!(kept, b"3");
+}

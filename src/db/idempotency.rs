@@ -32,64 +32,82 @@ pub enum KeyState {
 /// Claims `key` for the rest of the transaction `tx` (an advisory lock, so a
 /// concurrent request with the same key is told at once instead of waiting)
 /// and reads what the key already holds.
+///
+/// Two statements: under READ COMMITTED a statement sees the rows committed
+/// before it began, so a read in the statement that takes the lock could
+/// miss the record of the request that held the lock until a moment before
+/// (it commits, then lets go of the lock) and take a retry for a new request.
+/// The read after the lock sees every record committed by earlier holders.
 pub async fn claim(
     tx: &mut PgConnection,
     caller: Uuid,
     key: &str,
     fingerprint: &[u8],
 ) -> sqlx::Result<KeyState> {
+    let locked = sqlx::query_scalar!(
+        r#"select pg_try_advisory_xact_lock(hashtextextended($1::uuid::text || '/' || $2, 0)) as "locked!""#,
+        caller,
+        key
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if !locked {
+        return Ok(KeyState::InUse);
+    }
     let row = sqlx::query!(
-        r#"select pg_try_advisory_xact_lock(hashtextextended($1::text || '/' || $2, 0)) as "locked!",
-                  k.fingerprint as "fingerprint?", k.status as "status?", k.location, k.body as "body?"
-           from (values (1)) as one (x)
-           left join idempotency_keys k
-             on k.caller = $1 and k.key = $2 and k.created_at > now() - make_interval(hours => $3)"#,
+        r#"select fingerprint, status, location, body
+           from idempotency_keys
+           where caller = $1 and key = $2 and created_at > now() - make_interval(hours => $3)"#,
         caller,
         key,
         KEY_TTL_HOURS
     )
-    .fetch_one(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
-    if !row.locked {
-        return Ok(KeyState::InUse);
-    }
-    Ok(match (row.fingerprint, row.status, row.body) {
-        (Some(stored), Some(status), Some(body)) if stored == fingerprint => {
-            KeyState::Replay(StoredResponse {
-                status: u16::try_from(status).unwrap_or(500),
-                location: row.location,
-                body,
-            })
-        }
-        (Some(_), ..) => KeyState::Mismatch,
-        _ => KeyState::Fresh,
+    let Some(row) = row else {
+        return Ok(KeyState::Fresh);
+    };
+    Ok(if row.fingerprint == fingerprint {
+        KeyState::Replay(StoredResponse {
+            status: u16::try_from(row.status).unwrap_or(500),
+            location: row.location,
+            body: row.body,
+        })
+    } else {
+        KeyState::Mismatch
     })
 }
 
-/// Records the answer of the work done under `key`, in the same transaction.
+/// Records the answer of the work done under `key`, in the same transaction;
+/// answers whether it did. A record of the key younger than
+/// [`KEY_TTL_HOURS`] is never overwritten: [`claim`] found none and its lock
+/// keeps other requests with the key out, so finding one means another
+/// request did the work, and this transaction must not commit.
 pub async fn record(
     tx: &mut PgConnection,
     caller: Uuid,
     key: &str,
     fingerprint: &[u8],
     response: &StoredResponse,
-) -> sqlx::Result<()> {
-    sqlx::query!(
+) -> sqlx::Result<bool> {
+    let recorded = sqlx::query!(
         "insert into idempotency_keys (caller, key, fingerprint, status, location, body)
          values ($1, $2, $3, $4, $5, $6)
          on conflict (caller, key) do update
              set fingerprint = excluded.fingerprint, status = excluded.status,
-                 location = excluded.location, body = excluded.body, created_at = now()",
+                 location = excluded.location, body = excluded.body, created_at = now()
+             where idempotency_keys.created_at <= now() - make_interval(hours => $7)",
         caller,
         key,
         fingerprint,
         i16::try_from(response.status).unwrap_or(i16::MAX),
         response.location,
-        response.body
+        response.body,
+        KEY_TTL_HOURS
     )
     .execute(tx)
     .await?;
-    Ok(())
+    Ok(recorded.rows_affected() == 1)
 }
 
 /// Deletes the records older than [`KEY_TTL_HOURS`]; answers how many.

@@ -68,7 +68,15 @@ where
             .map(str::to_owned),
         body: body.to_vec(),
     };
-    idempotency::record(&mut tx, caller, &key, &fingerprint.0, &stored).await?;
+    if !idempotency::record(&mut tx, caller, &key, &fingerprint.0, &stored).await? {
+        // Another request with the key recorded its answer: this one's work
+        // is rolled back, and a retry replays the other's answer.
+        tracing::warn!("an Idempotency-Key was recorded by another request meanwhile");
+        return Err(Error::conflict(
+            ErrorCode::IdempotencyKeyInUse,
+            "another request with this Idempotency-Key has just been answered; send it again",
+        ));
+    }
     tx.commit().await?;
     Ok(Response::from_parts(parts, Body::from(body)))
 }
