@@ -76,7 +76,7 @@ impl AppState {
     /// A state with these limits, `hash_slots` password hashes at once.
     /// Starts the workers of `POST /book`, so it must run in a Tokio runtime.
     pub fn new(pool: PgPool, keys: Arc<Keys>, limits: Limits, hash_slots: usize) -> AppState {
-        let book_pool = book_pool(&pool, limits.book_connections);
+        let book_pool = book_pool(&pool, limits.book_connections, limits.request_timeout);
         AppState {
             book_queue: BookQueue::start(book_pool.clone(), limits.booking, limits.book_workers),
             book_pool,

@@ -664,7 +664,15 @@ async fn the_connections_of_book_plan_generically() {
         .fetch_one(&mut *conn)
         .await
         .expect("the setting");
-    assert_ne!(timeout, "0", "the pool's statement timeout is kept");
+    let (_, statement) = room_booking::db::book::book_timeouts(
+        test_limits().request_timeout,
+        std::time::Duration::from_secs(5),
+    );
+    assert_eq!(
+        timeout,
+        format!("{}ms", statement.as_millis()),
+        "the statement timeout of a keyless booking"
+    );
     let mut pooled = app.pool.acquire().await.expect("a connection");
     let mode: String = sqlx::query_scalar("select current_setting('plan_cache_mode')")
         .fetch_one(&mut *pooled)
@@ -707,4 +715,64 @@ async fn the_connections_of_book_are_as_many_as_configured_and_the_rest_queue() 
     assert_eq!(app.count("select count(*) from bookings").await, 1);
     assert_eq!(app.state.book_queue.waiting(), 0);
     drop(second);
+}
+
+/// A keyless booking whose request times out is never committed afterwards:
+/// its wait for a connection and its statement together end before the
+/// request timeout. With a request timeout of 4 s (and the tests' acquire
+/// timeout of 5 s) a booking waits at most 1.75 s and its statement runs at
+/// most 1.75 s.
+async fn a_late_booking(hold_for: std::time::Duration) -> (TestApp, reqwest::StatusCode) {
+    let app = app_with_room_and_user_and(Limits {
+        request_timeout: std::time::Duration::from_secs(4),
+        book_connections: 2,
+        ..test_limits()
+    })
+    .await;
+    let lock = hold_the_bookings(&app).await;
+    let first = app.state.book_pool.get().await.expect("a connection");
+    let second = app.state.book_pool.get().await.expect("a connection");
+    let base = app.serve().await;
+    let started = std::time::Instant::now();
+    let booking = tokio::spawn(
+        app.http_client()
+            .post(format!("{base}/book"))
+            .json(&json!({"room_name": "ROOM7", "user_name": "user3", "date": in_days(4)}))
+            .send(),
+    );
+    wait_until("the booking to queue", async || {
+        app.state.book_queue.waiting() == 1
+    })
+    .await;
+    tokio::time::sleep(hold_for.saturating_sub(started.elapsed())).await;
+    drop(first);
+    let answer = booking.await.expect("ran").expect("answered");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "answered by the request timeout, after {:?}",
+        started.elapsed()
+    );
+    // Nothing waits any more to book the night once the lock is gone.
+    assert_eq!(app.count(LOCK_WAITS).await, 0);
+    lock.rollback().await.expect("release the lock");
+    drop(second);
+    (app, answer.status())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_keyless_booking_whose_statement_outlasts_its_share_answers_503_and_books_nothing() {
+    // Taken from the queue after 1.2 s, the statement waits for the lock
+    // until it is cancelled, 1.75 s later.
+    let (app, status) = a_late_booking(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(app.count("select count(*) from bookings").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_keyless_booking_that_waited_too_long_answers_503_and_books_nothing() {
+    // A connection comes free after 2.5 s: the booking has waited too long
+    // and is not booked.
+    let (app, status) = a_late_booking(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(app.count("select count(*) from bookings").await, 0);
 }

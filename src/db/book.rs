@@ -199,31 +199,45 @@ impl deadpool::managed::Manager for BookConnections {
 }
 
 /// A [`BookPool`] of `size` connections beside `pool`: the same connection
-/// options (its `statement_timeout` included), the same acquire timeout; and
-/// generic plans only. `book_many.sql` takes arrays: its custom
+/// options, generic plans only, and the timeouts of [`book_timeouts`].
+/// `book_many.sql` takes arrays: its custom
 /// plan (for the arrays' lengths) always looks cheaper than its generic plan
 /// (which assumes a hundred elements), so PostgreSQL would plan it anew on
 /// every execution, about half a millisecond each time. Both statements'
 /// generic plans find every row by an index (`wrk/bench.sh` checks them).
-pub fn book_pool(pool: &PgPool, size: usize) -> BookPool {
-    let options = pool.options();
-    let connect = pool
-        .connect_options()
-        .as_ref()
-        .clone()
-        .options([("plan_cache_mode", "force_generic_plan")]);
+pub fn book_pool(pool: &PgPool, size: usize, request_timeout: Duration) -> BookPool {
+    let (wait, statement) = book_timeouts(request_timeout, pool.options().get_acquire_timeout());
+    let statement = format!("{}ms", statement.as_millis());
+    let connect = pool.connect_options().as_ref().clone().options([
+        ("plan_cache_mode", "force_generic_plan"),
+        ("statement_timeout", statement.as_str()),
+    ]);
     let builder = BookPool::builder(BookConnections {
         options: Arc::new(connect),
     })
     .max_size(size.max(1))
-    .wait_timeout(Some(options.get_acquire_timeout()))
-    .create_timeout(Some(options.get_acquire_timeout()))
+    .wait_timeout(Some(wait))
+    .create_timeout(Some(wait))
     .runtime(deadpool::Runtime::Tokio1);
     match builder.build() {
         Ok(pool) => pool,
         // Only a timeout without a runtime fails, and the runtime is set above.
         Err(error) => unreachable!("{error}"),
     }
+}
+
+/// How long a keyless `POST /book` waits at most for a connection (free or
+/// new, or in the queue), and how long its statement may run: together half
+/// a second under `request_timeout`, as the pool's statement timeout is, so
+/// that a booking is never committed after its request has timed out and
+/// answered `503` (in autocommit nothing else would stop it). The wait is
+/// the pool's `acquire_timeout`, but at most half of that time.
+pub fn book_timeouts(request_timeout: Duration, acquire_timeout: Duration) -> (Duration, Duration) {
+    let budget = request_timeout
+        .saturating_sub(Duration::from_millis(500))
+        .max(Duration::from_millis(200));
+    let wait = acquire_timeout.min(budget / 2);
+    (wait, budget - wait)
 }
 
 /// Closes the idle connections of `pool` (a `Terminate` each) and refuses
