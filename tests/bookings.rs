@@ -31,9 +31,24 @@ async fn hotel(
     rooms: usize,
     free_cancellation_hours: Option<i32>,
 ) -> Hotel {
-    let hotel = id(&app
-        .create_hotel(&format!("Hotel {timezone}"), "Testville", timezone)
-        .await);
+    hotel_called(
+        app,
+        &format!("Hotel {timezone}"),
+        timezone,
+        rooms,
+        free_cancellation_hours,
+    )
+    .await
+}
+
+async fn hotel_called(
+    app: &TestApp,
+    name: &str,
+    timezone: &str,
+    rooms: usize,
+    free_cancellation_hours: Option<i32>,
+) -> Hotel {
+    let hotel = id(&app.create_hotel(name, "Testville", timezone).await);
     let room_type = id(&app.create_room_type(&hotel, "Double", 2).await);
     let plan = id(&app
         .create_rate_plan(&hotel, "Flex", free_cancellation_hours)
@@ -772,4 +787,121 @@ async fn seed_bookings_have_no_invoice() {
     app.get(&format!("{}/invoice", booked.header("location")))
         .await
         .assert_problem(StatusCode::NOT_FOUND, "not_found");
+}
+
+/// A change that moves a booking to a free room while that room is deleted:
+/// either the change wins (the booking is in that room, which then cannot
+/// be deleted) or the deletion does (the change finds no room free and
+/// changes nothing). A `200` always carries the stay asked for. The deletion
+/// is sent a little later each round, so that some rounds land between the
+/// change's search for a free room and its move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_change_racing_the_deletion_of_its_new_room_is_all_or_nothing() {
+    let app = TestApp::new().await;
+    let base = app.serve().await;
+    let client = app.http_client();
+    let (mut moved, mut deleted) = (0, 0);
+    for round in 0..40u64 {
+        // A hotel of one room, taken for the nights the change asks for;
+        // the room added below is the only one free for them.
+        let h = hotel_called(&app, &format!("Race {round}"), "UTC", 1, Some(48)).await;
+        let start = 1 + round % 10 * 5;
+        let booking = book(&app, h.stay(day(start), day(start + 1))).await;
+        book(&app, h.stay(day(start + 2), day(start + 4))).await;
+        let room = id(&app
+            .create_room_of(&h.hotel, &h.room_type, &format!("spare-{round}"))
+            .await);
+        let change = client
+            .patch(format!("{base}/bookings/{}", id(&booking)))
+            .json(&json!({"check_in": day(start + 2).to_string(), "check_out": day(start + 4).to_string()}))
+            .send();
+        let delay = std::time::Duration::from_micros(round * 150);
+        let deletion = async {
+            tokio::time::sleep(delay).await;
+            client.delete(format!("{base}/rooms/{room}")).send().await
+        };
+        let (change, deletion) = tokio::join!(change, deletion);
+        let change = change.expect("answer");
+        let statuses = (
+            change.status().as_u16(),
+            deletion.expect("answer").status().as_u16(),
+        );
+        let body: Value = change.json().await.expect("a JSON body");
+        let now: (uuid::Uuid, String) =
+            sqlx::query_as("select room_id, stay::text from bookings where id = $1")
+                .bind(uuid::Uuid::parse_str(&id(&booking)).expect("a uuid"))
+                .fetch_one(&app.pool)
+                .await
+                .expect("the booking");
+        match statuses {
+            (200, 409) => {
+                assert_eq!(
+                    now.0.to_string(),
+                    room,
+                    "round {round}: moved to the new room"
+                );
+                assert_eq!(now.1, format!("[{},{})", day(start + 2), day(start + 4)));
+                assert_eq!(
+                    body["check_in"],
+                    day(start + 2).to_string(),
+                    "round {round}"
+                );
+                moved += 1;
+            }
+            (409, 204) => {
+                assert_eq!(body["code"], "room_already_booked", "round {round}: {body}");
+                assert_eq!(
+                    now.1,
+                    format!("[{},{})", day(start), day(start + 1)),
+                    "round {round}"
+                );
+                deleted += 1;
+            }
+            other => panic!("round {round}: {other:?}, {body}, the booking now {now:?}"),
+        }
+    }
+    assert_eq!(moved + deleted, 40);
+}
+
+/// A new booking racing the deletion of the only free room: either the
+/// booking wins (the room then cannot be deleted) or the deletion does (no
+/// room is free), never a refusal that blames the booking for the room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_booking_racing_the_deletion_of_the_free_room_books_it_or_finds_none() {
+    let app = TestApp::new().await;
+    let base = app.serve().await;
+    let client = app.http_client();
+    for round in 0..40u64 {
+        let h = hotel_called(&app, &format!("Race {round}"), "UTC", 1, Some(48)).await;
+        let (check_in, check_out) = (day(2), day(4));
+        book(&app, h.stay(check_in, check_out)).await;
+        let room = id(&app
+            .create_room_of(&h.hotel, &h.room_type, &format!("spare-{round}"))
+            .await);
+        let booking = client
+            .post(format!("{base}/bookings"))
+            .json(&h.stay(check_in, check_out))
+            .send();
+        let delay = std::time::Duration::from_micros(round * 100);
+        let deletion = async {
+            tokio::time::sleep(delay).await;
+            client.delete(format!("{base}/rooms/{room}")).send().await
+        };
+        let (booking, deletion) = tokio::join!(booking, deletion);
+        let booking = booking.expect("answer");
+        let statuses = (
+            booking.status().as_u16(),
+            deletion.expect("answer").status().as_u16(),
+        );
+        let body: Value = booking.json().await.expect("a JSON body");
+        match statuses {
+            (201, 409) => assert_eq!(body["room_id"], room, "round {round}"),
+            (409, 204) => assert_eq!(body["code"], "room_already_booked", "round {round}: {body}"),
+            other => panic!("round {round}: {other:?}, {body}"),
+        }
+    }
+    let rooms_of_bookings = app
+        .count("select count(*) from bookings b left join rooms r on r.id = b.room_id where r.id is null")
+        .await;
+    assert_eq!(rooms_of_bookings, 0);
 }

@@ -12,7 +12,7 @@ use sqlx::postgres::types::PgRange;
 use sqlx::{Connection, PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
-use super::{MaybeRetryable, constraint, in_transaction};
+use super::{MaybeRetryable, constraint, in_transaction, is_retryable};
 use crate::domain::booking::{BookingLimits, check_arrival, check_capacity};
 use crate::domain::pricing::{NightRate, cancellation_costs_a_fee};
 use crate::domain::{
@@ -22,6 +22,10 @@ use crate::domain::{
 
 /// The constraint that keeps a room from being sold twice.
 pub const NO_OVERLAP: &str = "bookings_no_overlap";
+
+/// The foreign key of a booking's room: a booking that moves into a room
+/// deleted meanwhile violates it.
+const ROOM_EXISTS: &str = "bookings_room_id_fkey";
 
 /// Why a booking write did not happen: a business rule, or the database.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +42,13 @@ impl MaybeRetryable for BookingError {
             BookingError::Database(error) => Some(error),
             BookingError::Refused(_) => None,
         }
+    }
+
+    /// Also a room deleted after it was found free: run again, the
+    /// transaction no longer finds it.
+    fn retryable(&self) -> bool {
+        self.database_error()
+            .is_some_and(|error| is_retryable(error) || constraint(error) == Some(ROOM_EXISTS))
     }
 }
 
@@ -359,12 +370,16 @@ async fn change_booking_once(
             .execute(&mut *savepoint)
             .await;
             match updated {
-                Ok(_) => {
+                Ok(updated) if updated.rows_affected() == 1 => {
                     savepoint.commit().await?;
                     moved = true;
                     break;
                 }
-                Err(error) if constraint(&error) == Some(NO_OVERLAP) => {
+                // The room was deleted since it was found free (before this
+                // statement began, or while it waited for the deletion to
+                // commit): try the next.
+                Ok(_) => savepoint.rollback().await?,
+                Err(error) if matches!(constraint(&error), Some(NO_OVERLAP | ROOM_EXISTS)) => {
                     savepoint.rollback().await?
                 }
                 Err(error) => return Err(error.into()),

@@ -153,6 +153,12 @@ pub fn is_retryable(error: &sqlx::Error) -> bool {
 /// worth running again.
 pub trait MaybeRetryable: From<sqlx::Error> {
     fn database_error(&self) -> Option<&sqlx::Error>;
+
+    /// Whether the transaction may succeed when run again: by default a
+    /// deadlock or a serialization failure ([`is_retryable`]).
+    fn retryable(&self) -> bool {
+        self.database_error().is_some_and(is_retryable)
+    }
 }
 
 impl MaybeRetryable for sqlx::Error {
@@ -165,8 +171,9 @@ impl MaybeRetryable for sqlx::Error {
 pub type BoxFuture<'c, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'c>>;
 
 /// Runs `work` in a transaction (a savepoint when `conn` is already in one),
-/// commits on success and rolls back on error; a deadlock or serialization
-/// failure runs it again, up to [`TRANSACTION_ATTEMPTS`] times in all.
+/// commits on success and rolls back on error; an error that is
+/// [`MaybeRetryable::retryable`] (a deadlock, say) runs it again, up to
+/// [`TRANSACTION_ATTEMPTS`] times in all.
 pub async fn in_transaction<T, E, F>(conn: &mut PgConnection, mut work: F) -> Result<T, E>
 where
     E: MaybeRetryable,
@@ -182,14 +189,12 @@ where
             }
             Err(error) => {
                 tx.rollback().await?;
-                let retry = attempt < TRANSACTION_ATTEMPTS
-                    && error.database_error().is_some_and(is_retryable);
-                if !retry {
+                if attempt >= TRANSACTION_ATTEMPTS || !error.retryable() {
                     return Err(error);
                 }
                 tracing::info!(
                     attempt,
-                    "transaction aborted by a deadlock or serialization failure; running it again"
+                    "transaction aborted by a concurrent one (a deadlock, say); running it again"
                 );
                 // A little jitter, so that the same two do not collide again.
                 let pause = 5 * u64::from(attempt) + u64::from(rand_jitter());
