@@ -776,3 +776,57 @@ async fn a_keyless_booking_that_waited_too_long_answers_503_and_books_nothing() 
     assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(app.count("select count(*) from bookings").await, 0);
 }
+
+/// A keyless booking whose statement loses a deadlock is run again, as a
+/// transaction would be, instead of being refused. The deadlock: another
+/// transaction holds the user's row (as a guest's `POST /bookings` does);
+/// the booking inserts its night and waits for that row (its foreign key);
+/// the other transaction then wants the same night and waits for the
+/// booking. PostgreSQL ends the statement that waited first, the booking's;
+/// run again, it waits for the other transaction, which gives up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_keyless_booking_that_loses_a_deadlock_is_run_again() {
+    let app = app_with_room_and_user().await;
+    let base = app.serve().await;
+    let night = in_days(4);
+    let deadlocks = "select deadlocks from pg_stat_database where datname = current_database()";
+    let before = app.count(deadlocks).await;
+    let mut other = app.pool.begin().await.expect("a transaction");
+    sqlx::query("select 1 from users where name = 'user3' for update")
+        .execute(&mut *other)
+        .await
+        .expect("lock the user");
+    let booking = tokio::spawn(
+        app.http_client()
+            .post(format!("{base}/book"))
+            .json(&json!({"room_name": "ROOM7", "user_name": "user3", "date": night}))
+            .send(),
+    );
+    wait_until("the booking to wait for the user's row", async || {
+        app.count(LOCK_WAITS).await == 1
+    })
+    .await;
+    sqlx::query(
+        "insert into bookings (room_id, user_id, stay, check_in_at, check_out_at)
+         select r.id, u.id, daterange($1::date, $1::date + 1), now(), now() + interval '1 day'
+         from rooms r, users u where r.name = 'ROOM7' and u.name = 'user3'",
+    )
+    .bind(night)
+    .execute(&mut *other)
+    .await
+    .expect("the other transaction's night, once the booking lost the deadlock");
+    wait_until(
+        "the booking, run again, to wait for the other night",
+        async || app.count(LOCK_WAITS).await == 1,
+    )
+    .await;
+    other.rollback().await.expect("give up");
+    let answer = booking.await.expect("ran").expect("answered");
+    assert_eq!(answer.status(), reqwest::StatusCode::CREATED);
+    assert_eq!(app.count("select count(*) from bookings").await, 1);
+    // pg_stat_database is updated by the backends now and then; wait for it.
+    wait_until("PostgreSQL to count the deadlock", async || {
+        app.count(deadlocks).await > before
+    })
+    .await;
+}

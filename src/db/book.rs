@@ -13,6 +13,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
+use super::{TRANSACTION_ATTEMPTS, is_retryable};
 use crate::domain::booking::BookingLimits;
 use crate::domain::{BookingStatus, Role};
 use crate::error::{Error, is_connection_error};
@@ -119,6 +120,26 @@ pub async fn book_night(
     .fetch_one(conn)
     .await?;
     Ok(found.outcome(request, limits))
+}
+
+/// [`book_night`] in autocommit, run again when its statement lost a
+/// deadlock (it was rolled back whole; the other transaction has gone on),
+/// up to [`TRANSACTION_ATTEMPTS`] times in all, as a transaction would be.
+async fn book_alone(
+    conn: &mut PgConnection,
+    request: &NightRequest,
+    limits: &BookingLimits,
+) -> sqlx::Result<NightBooking> {
+    let mut attempt = 1;
+    loop {
+        match book_night(conn, request, limits).await {
+            Err(error) if attempt < TRANSACTION_ATTEMPTS && is_retryable(&error) => {
+                tracing::info!(attempt, %error, "a booking lost a deadlock; running it again");
+                attempt += 1;
+            }
+            booked => return booked,
+        }
+    }
 }
 
 /// Books the nights of `requests` in one statement and one round trip
@@ -354,7 +375,7 @@ impl BookQueue {
         match self.pool.timeout_get(&self.at_once).await {
             Ok(mut conn) => {
                 self.counts.ran(1);
-                return Ok(book_night(&mut conn, &request, &self.limits).await?);
+                return Ok(book_alone(&mut conn, &request, &self.limits).await?);
             }
             Err(PoolError::Timeout(TimeoutType::Wait)) => {}
             Err(error) => return Err(error.into()),
@@ -454,7 +475,7 @@ impl Worker {
     ) -> Vec<Result<NightBooking, Error>> {
         self.counts.ran(requests.len());
         let error = match requests {
-            [request] => match book_night(conn, request, &self.limits).await {
+            [request] => match book_alone(conn, request, &self.limits).await {
                 Ok(booked) => return vec![Ok(booked)],
                 Err(error) => error,
             },
@@ -474,7 +495,7 @@ impl Worker {
         for request in requests {
             self.counts.ran(1);
             answers.push(
-                book_night(conn, request, &self.limits)
+                book_alone(conn, request, &self.limits)
                     .await
                     .map_err(Error::from),
             );
