@@ -32,7 +32,7 @@ pub struct HotelBody {
     pub id: Uuid,
     pub name: String,
     pub city: String,
-    /// IANA time zone.
+    /// IANA time zone: Area/Location (such as `Europe/Paris`), or `UTC`.
     #[schema(example = "Europe/Paris")]
     pub timezone: String,
     #[serde(with = "hh_mm")]
@@ -211,7 +211,7 @@ pub struct NewHotelRequest {
     pub name: String,
     #[serde(default)]
     pub city: String,
-    /// IANA time zone, such as `Europe/Paris`.
+    /// IANA time zone: Area/Location (such as `Europe/Paris`), or `UTC`.
     #[schema(example = "Europe/Paris")]
     pub timezone: String,
     /// Local time, default `14:00`.
@@ -228,6 +228,7 @@ pub struct HotelChangeRequest {
     #[schema(value_type = Option<NameSchema>)]
     pub name: Option<String>,
     pub city: Option<String>,
+    /// IANA time zone: Area/Location (such as `Europe/Paris`), or `UTC`.
     #[schema(example = "Europe/Paris")]
     pub timezone: Option<String>,
     #[schema(example = "15:00")]
@@ -966,16 +967,28 @@ fn name_taken(what: &str, of: &str) -> Error {
     )
 }
 
-/// An IANA zone that chrono-tz knows (PostgreSQL checks it too, on write).
+/// An IANA zone that chrono-tz knows (PostgreSQL checks it too, on write),
+/// named Area/Location, or `UTC`. PostgreSQL reads a name without a `/` as
+/// an abbreviation first when it is one: `CET`, `EET`, `MET` and `WET` are
+/// zones with summer time for chrono-tz but fixed offsets in SQL, and the
+/// hotel's instants would then differ by an hour between the two.
 fn valid_timezone(name: &str) -> Result<String> {
-    parse_timezone(name)
-        .map(|zone| zone.name().to_owned())
-        .ok_or_else(|| {
-            Error::invalid(
-                ErrorCode::InvalidTimezone,
-                format!("`{name}` is not an IANA time zone"),
-            )
-        })
+    let zone = parse_timezone(name).ok_or_else(|| {
+        Error::invalid(
+            ErrorCode::InvalidTimezone,
+            format!("`{name}` is not an IANA time zone"),
+        )
+    })?;
+    if name != "UTC" && !name.contains('/') {
+        return Err(Error::invalid(
+            ErrorCode::InvalidTimezone,
+            format!(
+                "`{name}` is not an Area/Location time zone (such as Europe/Paris) or UTC; \
+                 PostgreSQL reads some such names, like CET, as fixed offsets without summer time"
+            ),
+        ));
+    }
+    Ok(zone.name().to_owned())
 }
 
 fn unknown_timezone() -> Error {
