@@ -118,11 +118,25 @@ pub enum ManagedDbError {
 }
 
 /// Options of a managed cluster.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ClusterOptions {
     /// Trade durability for speed (`fsync=off`): for throw-away test clusters only.
     pub ephemeral: bool,
+    /// The server's `max_connections`.
+    pub max_connections: u32,
 }
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            ephemeral: false,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// The managed server's `max_connections` unless the service needs more.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 200;
 
 /// A PostgreSQL server on a data directory of ours. Dropping it stops the
 /// server if this process runs it.
@@ -199,6 +213,7 @@ struct Launch {
     /// The unprivileged user PostgreSQL runs as when we are root.
     owner: Option<User>,
     ephemeral: bool,
+    max_connections: u32,
 }
 
 /// Where this start's lines begin in `postgres.log`.
@@ -238,6 +253,7 @@ impl ManagedPostgres {
                 bin_dir,
                 owner,
                 ephemeral: options.ephemeral,
+                max_connections: options.max_connections,
             },
             process: Process::Gone,
         };
@@ -362,7 +378,8 @@ impl ManagedPostgres {
             .arg(data_dir)
             .arg("-k")
             .arg(data_dir)
-            .args(["-c", "listen_addresses=", "-c", "max_connections=200"])
+            .args(["-c", "listen_addresses=", "-c"])
+            .arg(format!("max_connections={}", self.launch.max_connections))
             .stdin(Stdio::null())
             .stdout(
                 log.try_clone()

@@ -23,7 +23,9 @@ use crate::auth::{self, Keys};
 use crate::config::{Command, Config, ServeArgs, TokenArgs};
 use crate::db;
 use crate::db::users::AdminToken;
-use crate::managed_db::{ClusterOptions, ManagedDbError, ManagedPostgres, Supervisor};
+use crate::managed_db::{
+    ClusterOptions, DEFAULT_MAX_CONNECTIONS, ManagedDbError, ManagedPostgres, Supervisor,
+};
 use crate::routes::app;
 use crate::state::{AppState, Limits};
 
@@ -63,6 +65,16 @@ pub enum StartupError {
     Serve(#[source] std::io::Error),
     #[error("the managed PostgreSQL failed: {0}")]
     DatabaseLost(String),
+    #[error(
+        "POOL_SIZE ({pool}) and BOOK_POOL_SIZE ({book}) make {wanted} connections, but the database \
+         allows {allowed}; lower them, or raise the server's max_connections"
+    )]
+    TooManyConnections {
+        pool: u32,
+        book: u32,
+        wanted: u32,
+        allowed: i64,
+    },
 }
 
 /// Runs a subcommand: opens the database, does the work, and stops what it started.
@@ -80,8 +92,13 @@ pub async fn run(config: Config, command: Command) -> Result<(), StartupError> {
             (options, None)
         }
         None => {
-            let server =
-                ManagedPostgres::start(&config.data_dir, &ClusterOptions::default()).await?;
+            // Room for both pools, and for psql and a migration beside them.
+            let cluster = ClusterOptions {
+                max_connections: (config.pool_size + config.book_pool_size + 20)
+                    .max(DEFAULT_MAX_CONNECTIONS),
+                ..ClusterOptions::default()
+            };
+            let server = ManagedPostgres::start(&config.data_dir, &cluster).await?;
             // Not its URL: that carries the superuser's password.
             tracing::info!(dir = %server.data_dir().display(), "managed PostgreSQL is up");
             (server.connect_options(MANAGED_DATABASE), Some(server))
@@ -157,6 +174,18 @@ async fn run_with_database(
         }
         Command::Serve(ServeArgs { no_migrate }) => {
             let keys = Arc::new(keys?);
+            let (pool_size, book) = (config.pool_size, config.book_pool_size);
+            let allowed = db::connections_allowed(&pool)
+                .await
+                .map_err(StartupError::Connect)?;
+            if i64::from(pool_size + book) > allowed {
+                return Err(StartupError::TooManyConnections {
+                    pool: pool_size,
+                    book,
+                    wanted: pool_size + book,
+                    allowed,
+                });
+            }
             if !no_migrate {
                 db::MIGRATOR.run(&pool).await?;
             }

@@ -344,3 +344,50 @@ async fn the_token_command_does_not_promote_an_existing_guest_silently() {
         1
     );
 }
+
+/// Pools larger than the database allows stop the start with a message that
+/// names the settings, instead of 503s under load (the test server allows
+/// 200 connections).
+#[tokio::test]
+async fn pools_larger_than_the_database_allows_stop_the_start() {
+    let app = TestApp::new().await;
+    let Some(url) = app.database_url() else {
+        eprintln!("skipped: the test server is DATABASE_URL's, whose password is not at hand");
+        return;
+    };
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_room-booking"))
+        .env("DATABASE_URL", &url)
+        .env("JWT_SECRET", common::TEST_SECRET)
+        .env("POOL_SIZE", "150")
+        .env("BOOK_POOL_SIZE", "100")
+        .env("RUST_LOG", "warn")
+        .args(["--bind", "127.0.0.1:0", "serve", "--no-migrate"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run room-booking serve");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = serve.try_wait().expect("its status") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            serve.kill().ok();
+            serve.wait().ok();
+            panic!("the service started with pools of 250 connections on a server of 200");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!status.success());
+    let mut message = String::new();
+    std::io::Read::read_to_string(
+        &mut serve.stderr.take().expect("its standard error"),
+        &mut message,
+    )
+    .expect("read it");
+    assert!(
+        message.contains("POOL_SIZE (150) and BOOK_POOL_SIZE (100) make 250 connections")
+            && message.contains("allows 200"),
+        "{message}"
+    );
+}

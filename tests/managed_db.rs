@@ -15,7 +15,10 @@ use room_booking::managed_db::{ClusterOptions, ManagedDbError, ManagedPostgres, 
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Connection, Executor};
 
-const EPHEMERAL: ClusterOptions = ClusterOptions { ephemeral: true };
+const EPHEMERAL: ClusterOptions = ClusterOptions {
+    ephemeral: true,
+    max_connections: room_booking::managed_db::DEFAULT_MAX_CONNECTIONS,
+};
 
 /// A directory under the temporary directory, removed at the end of the test.
 /// Declare it before the server so that the server is dropped first.
@@ -445,4 +448,27 @@ async fn unsafe_data_directories_are_refused_and_left_unchanged() {
         before.0,
         "its files are untouched"
     );
+}
+
+#[tokio::test]
+async fn the_server_allows_the_connections_it_is_started_with() {
+    let dir = TempDir::new();
+    let server = ManagedPostgres::start(
+        dir.path(),
+        &ClusterOptions {
+            ephemeral: true,
+            max_connections: 250,
+        },
+    )
+    .await
+    .expect("start");
+    let mut conn = PgConnection::connect_with(&server.connect_options("postgres"))
+        .await
+        .expect("connect");
+    let max: String = sqlx::query_scalar("show max_connections")
+        .fetch_one(&mut conn)
+        .await
+        .expect("the setting");
+    assert_eq!(max, "250");
+    server.stop();
 }

@@ -101,6 +101,18 @@ pub async fn open_pool(
         .await
 }
 
+/// The connections the server lets this role open at most: its
+/// `max_connections`, less those it keeps for superusers unless the role is one.
+pub async fn connections_allowed(pool: &PgPool) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"select current_setting('max_connections')::bigint
+                  - case when (select rolsuper from pg_roles where rolname = current_user) then 0
+                         else current_setting('superuser_reserved_connections')::bigint end as "allowed!""#
+    )
+    .fetch_one(pool)
+    .await
+}
+
 /// Whether the database answers at all (`GET /ready`).
 pub async fn ping(pool: &PgPool) -> sqlx::Result<()> {
     sqlx::query("select 1").execute(pool).await.map(|_| ())

@@ -54,9 +54,15 @@ async fn start_server() -> Server {
         Err(_) => {
             remove_stale_clusters();
             let dir = std::env::temp_dir().join(format!("{TEST_DIR_PREFIX}{pid}"));
-            let server = ManagedPostgres::start(&dir, &ClusterOptions { ephemeral: true })
-                .await
-                .unwrap_or_else(|error| panic!("cannot start the test PostgreSQL: {error}"));
+            let server = ManagedPostgres::start(
+                &dir,
+                &ClusterOptions {
+                    ephemeral: true,
+                    ..ClusterOptions::default()
+                },
+            )
+            .await
+            .unwrap_or_else(|error| panic!("cannot start the test PostgreSQL: {error}"));
             (server.connect_options("postgres"), Some(server))
         }
     };
