@@ -206,21 +206,40 @@ impl Keys {
 }
 
 /// A secret for the managed database, made once and kept in the data
-/// directory with mode 0600.
+/// directory with mode 0600. It is written whole to a file of its own, then
+/// linked into place, so a crash never leaves `path` empty, and two processes
+/// starting at once agree on one secret. An empty `path` (left by an older
+/// version's crash) signed nothing and is replaced.
 pub fn load_or_create_secret(path: &Path) -> std::io::Result<String> {
     match fs::read_to_string(path) {
-        Ok(secret) => Ok(secret.trim().to_owned()),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let mut bytes = [0u8; 48];
-            OsRng.fill_bytes(&mut bytes);
-            let secret: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
-            let mut file = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)?;
-            file.write_all(secret.as_bytes())?;
-            Ok(secret)
+        Ok(secret) if !secret.trim().is_empty() => return Ok(secret.trim().to_owned()),
+        Ok(_) => fs::remove_file(path)?,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
+    let mut bytes = [0u8; 48];
+    OsRng.fill_bytes(&mut bytes);
+    let secret: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    let mut draft = path.as_os_str().to_owned();
+    draft.push(format!(".{}.new", std::process::id()));
+    let draft = std::path::PathBuf::from(draft);
+    let written = (|| {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&draft)?;
+        file.write_all(secret.as_bytes())?;
+        file.sync_all()?;
+        fs::hard_link(&draft, path)
+    })();
+    let _ = fs::remove_file(&draft);
+    match written {
+        Ok(()) => Ok(secret),
+        // Another process made it first: use its secret.
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(fs::read_to_string(path)?.trim().to_owned())
         }
         Err(error) => Err(error),
     }

@@ -23,6 +23,7 @@ use crate::auth::{self, Keys};
 use crate::config::{Command, Config, ServeArgs, TokenArgs};
 use crate::db;
 use crate::db::users::AdminToken;
+use crate::domain::Name;
 use crate::managed_db::{
     ClusterOptions, DEFAULT_MAX_CONNECTIONS, ManagedDbError, ManagedPostgres, Supervisor,
 };
@@ -48,6 +49,12 @@ pub enum StartupError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Secret(String),
+    #[error(
+        "the database's schema is not this build's: run `room-booking migrate` (or `serve` without --no-migrate)"
+    )]
+    SchemaNotCurrent,
+    #[error("the user name {0}")]
+    BadUserName(String),
     #[error("no user named `{0}` (add --create-admin to create it as an admin)")]
     UnknownUser(String),
     #[error(
@@ -186,7 +193,9 @@ async fn run_with_database(
                     allowed,
                 });
             }
-            if !no_migrate {
+            if no_migrate {
+                require_current_schema(&pool).await?;
+            } else {
                 db::MIGRATOR.run(&pool).await?;
             }
             let state = AppState::new(pool.clone(), keys, config.limits(), config.hash_slots());
@@ -234,6 +243,9 @@ async fn mint_token(
     create_admin: bool,
     promote: bool,
 ) -> Result<(), StartupError> {
+    let user = Name::parse(user).map_err(StartupError::BadUserName)?;
+    let user = user.as_str();
+    require_current_schema(pool).await?;
     let found = db::users::find_or_create_admin(pool, user, create_admin, promote)
         .await
         .map_err(StartupError::Connect)?;
@@ -251,6 +263,16 @@ async fn mint_token(
         .map_err(StartupError::Token)?;
     println!("{token}");
     Ok(())
+}
+
+/// Refuses a database whose schema lacks a migration of this build, with a
+/// message that says what to run, instead of failing its requests.
+async fn require_current_schema(pool: &PgPool) -> Result<(), StartupError> {
+    match db::schema_is_current(pool).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(StartupError::SchemaNotCurrent),
+        Err(error) => Err(StartupError::Connect(error)),
+    }
 }
 
 /// Connections the kernel queues for `accept` while every permit is taken

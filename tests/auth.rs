@@ -1131,3 +1131,37 @@ async fn no_answer_or_log_line_carries_a_password_a_hash_or_the_secret() {
         }
     }
 }
+
+/// The managed database's JWT secret: made once (mode 0600), kept, and an
+/// empty file (a crash of an older version between creating and writing
+/// it) replaced, with no draft left beside it.
+#[test]
+fn the_managed_secret_is_made_once_and_never_left_empty() {
+    use room_booking::auth::load_or_create_secret;
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = std::env::temp_dir().join(format!("rb-secret-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir(&dir).expect("a directory");
+    let path = dir.join("jwt-secret");
+    let secret = load_or_create_secret(&path).expect("made");
+    assert_eq!(secret.len(), 96);
+    assert!(secret.bytes().all(|b| b.is_ascii_hexdigit()));
+    let mode = std::fs::metadata(&path)
+        .expect("the file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(load_or_create_secret(&path).expect("kept"), secret);
+
+    std::fs::write(&path, "").expect("empty it");
+    let remade = load_or_create_secret(&path).expect("remade");
+    assert_eq!(remade.len(), 96);
+    assert_ne!(remade, secret);
+    assert_eq!(std::fs::read_to_string(&path).expect("the file"), remade);
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("the directory")
+        .map(|entry| entry.expect("an entry").file_name())
+        .collect();
+    assert_eq!(names, ["jwt-secret"]);
+    std::fs::remove_dir_all(&dir).expect("clean up");
+}

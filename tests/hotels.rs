@@ -253,6 +253,17 @@ async fn refuses_bad_hotels_and_changes_nothing() {
             .await
             .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     }
+    // A city may be empty, but it is checked as a name otherwise.
+    for city in ["Ni\nce", "Nice\u{7}", &"x".repeat(101)] {
+        let refused = app.post("/hotels", with("city", json!(city))).await;
+        refused.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert!(
+            refused.body["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("city")
+        );
+    }
     for body in [
         with("name", json!(5)),
         with("city", json!(["Nice"])),
@@ -277,6 +288,9 @@ async fn refuses_bad_hotels_and_changes_nothing() {
     .await
     .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_timezone");
     app.patch(&path, json!({"name": " "}))
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    app.patch(&path, json!({"name": "Renamed", "city": "Ly\ron"}))
         .await
         .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     app.patch(&path, json!({"name": "Renamed", "check_in_time": "24:00"}))

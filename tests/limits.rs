@@ -391,3 +391,67 @@ async fn pools_larger_than_the_database_allows_stop_the_start() {
         "{message}"
     );
 }
+
+/// A database without this build's migrations: `serve --no-migrate` and
+/// `token` stop with a message that says to migrate (not 500s on every
+/// request, not "cannot connect"); `migrate` then makes both work. A blank
+/// user name is refused before anything is written.
+#[tokio::test]
+async fn an_unmigrated_database_is_refused_with_what_to_run() {
+    let app = TestApp::new().await;
+    let Some(url) = app.database_url() else {
+        eprintln!("skipped: the test server is DATABASE_URL's, whose password is not at hand");
+        return;
+    };
+    let empty = format!("rbtest_empty_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("create database {empty}")))
+        .execute(&app.pool)
+        .await
+        .expect("an empty database");
+    let (head, tail) = url.split_once('?').expect("a URL with a query");
+    let base = head.rsplit_once('/').expect("a URL with a database").0;
+    let empty_url = format!("{base}/{empty}?{tail}");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_room-booking"))
+            .env("DATABASE_URL", &empty_url)
+            .env("JWT_SECRET", common::TEST_SECRET)
+            .env("RUST_LOG", "warn")
+            .args(["--bind", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .expect("run room-booking")
+    };
+    for args in [
+        &["serve", "--no-migrate"][..],
+        &["token", "admin", "--create-admin"],
+    ] {
+        let refused = run(args);
+        assert!(!refused.status.success(), "{args:?}");
+        let message = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            message.contains("run `room-booking migrate`"),
+            "{args:?}: {message}"
+        );
+        assert!(refused.stdout.is_empty());
+    }
+    let blank = run(&["token", "  ", "--create-admin"]);
+    assert!(!blank.status.success());
+    let message = String::from_utf8_lossy(&blank.stderr);
+    assert!(
+        message.contains("the user name must not be empty"),
+        "{message}"
+    );
+
+    assert!(run(&["migrate"]).status.success());
+    let minted = run(&["token", "admin", "--create-admin"]);
+    assert!(
+        minted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&minted.stderr)
+    );
+    let token = String::from_utf8_lossy(&minted.stdout).trim().to_owned();
+    assert_eq!(
+        app.keys.verify(&token).expect("a valid token").role,
+        Role::Admin
+    );
+}

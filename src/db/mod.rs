@@ -113,6 +113,26 @@ pub async fn connections_allowed(pool: &PgPool) -> sqlx::Result<i64> {
     .await
 }
 
+/// Whether every migration of this build has been applied to the database.
+pub async fn schema_is_current(pool: &PgPool) -> sqlx::Result<bool> {
+    let applied: Vec<i64> =
+        match sqlx::query_scalar("select version from _sqlx_migrations where success")
+            .fetch_all(pool)
+            .await
+        {
+            Ok(applied) => applied,
+            // undefined_table: never migrated.
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42P01") => {
+                return Ok(false);
+            }
+            Err(error) => return Err(error),
+        };
+    Ok(MIGRATOR
+        .iter()
+        .filter(|migration| migration.migration_type.is_up_migration())
+        .all(|migration| applied.contains(&migration.version)))
+}
+
 /// Whether the database answers at all (`GET /ready`).
 pub async fn ping(pool: &PgPool) -> sqlx::Result<()> {
     sqlx::query("select 1").execute(pool).await.map(|_| ())

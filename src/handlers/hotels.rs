@@ -436,7 +436,7 @@ pub async fn create(
     caller.require(Role::Staff)?;
     let new_hotel = NewHotel {
         name: parse_name("name", &hotel.name)?,
-        city: hotel.city.trim().to_owned(),
+        city: parse_city(&hotel.city)?,
         timezone: valid_timezone(&hotel.timezone)?,
         check_in_time: time_of_day(
             "check_in_time",
@@ -484,7 +484,7 @@ pub async fn update(
             .as_deref()
             .map(|name| parse_name("name", name))
             .transpose()?,
-        city: change.city.map(|city| city.trim().to_owned()),
+        city: change.city.as_deref().map(parse_city).transpose()?,
         timezone: change.timezone.as_deref().map(valid_timezone).transpose()?,
         check_in_time: change
             .check_in_time
@@ -965,6 +965,15 @@ fn name_taken(what: &str, of: &str) -> Error {
         ErrorCode::AlreadyExists,
         format!("the {of} has a {what} of that name"),
     )
+}
+
+/// A city as a name is checked (at most 100 characters, no control
+/// characters), but it may be empty.
+fn parse_city(text: &str) -> Result<String> {
+    if text.trim().is_empty() {
+        return Ok(String::new());
+    }
+    parse_name("city", text)
 }
 
 /// An IANA zone that chrono-tz knows (PostgreSQL checks it too, on write),
