@@ -905,3 +905,62 @@ async fn a_booking_racing_the_deletion_of_the_free_room_books_it_or_finds_none()
         .await;
     assert_eq!(rooms_of_bookings, 0);
 }
+
+/// A booking's check-in and check-out instants are the hotel's local times
+/// on its dates: a new time zone or new times move those of its confirmed
+/// bookings (and with them the cancellation deadline); a cancelled booking
+/// keeps the instants it had.
+#[tokio::test]
+async fn a_hotels_new_time_zone_or_times_move_its_bookings_instants() {
+    let app = TestApp::new().await;
+    let h = hotel(&app, "UTC", 2, Some(48)).await;
+    let booking = book(&app, h.stay(day(10), day(12))).await;
+    let cancelled = book(&app, h.stay(day(20), day(21))).await;
+    let gone = app.delete(&format!("/bookings/{}", id(&cancelled))).await;
+    assert!(gone.status.is_success(), "{}", gone.body);
+    let instants = |booking: &Value| {
+        let id = uuid::Uuid::parse_str(&id(booking)).expect("a uuid");
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, String)>(
+                "select to_char(check_in_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI'),
+                        to_char(check_out_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI')
+                 from bookings where id = $1",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .expect("the booking")
+        }
+    };
+    let cancelled_before = instants(&cancelled).await;
+
+    // A new name changes no booking.
+    let renamed = app
+        .patch(&format!("/hotels/{}", h.hotel), json!({"name": "Renamed"}))
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
+    assert_eq!(
+        instants(&booking).await,
+        (format!("{} 14:00", day(10)), format!("{} 11:00", day(12)))
+    );
+
+    let moved = app
+        .patch(
+            &format!("/hotels/{}", h.hotel),
+            json!({"timezone": "Asia/Tokyo", "check_in_time": "15:00"}),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+    // 15:00 and 11:00 in Tokyo (UTC+9, no summer time) are 06:00 and 02:00 UTC.
+    assert_eq!(
+        instants(&booking).await,
+        (format!("{} 06:00", day(10)), format!("{} 02:00", day(12)))
+    );
+    let shown = app.get(&format!("/bookings/{}", id(&booking))).await;
+    assert_eq!(
+        shown.body["check_in_at"],
+        format!("{}T15:00:00+09:00", day(10))
+    );
+    assert_eq!(instants(&cancelled).await, cancelled_before);
+}
