@@ -1150,6 +1150,15 @@ struct HotelRow {
     id: Uuid,
     name: String,
     city: String,
+    timezone: String,
+}
+
+impl HotelRow {
+    /// Whether a stay from `check_in` begins before today at the hotel.
+    fn in_the_past(&self, check_in: NaiveDate) -> bool {
+        let zone: chrono_tz::Tz = self.timezone.parse().expect("a time zone");
+        check_in < Utc::now().with_timezone(&zone).date_naive()
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -1244,7 +1253,7 @@ impl Snapshot {
         .await;
         assert!(rates.iter().all(|rate| rate.currency == "EUR"));
         Snapshot {
-            hotels: rows(app, "select id, name, city from hotels").await,
+            hotels: rows(app, "select id, name, city, timezone from hotels").await,
             room_types: rows(app, "select id, hotel_id, name, capacity from room_types").await,
             rooms: rows(app, "select id, room_type_id from rooms").await,
             rate_plans: rows(app, "select id, hotel_id, name from rate_plans").await,
@@ -1352,6 +1361,7 @@ impl Snapshot {
         self.hotels
             .iter()
             .filter(|hotel| city.is_none_or(|city| hotel.city == city))
+            .filter(|hotel| !hotel.in_the_past(stay.0))
             .filter_map(|hotel| {
                 let total = self.cheapest_total(hotel.id, stay, guests, rules)?;
                 Some((hotel.id, total))
@@ -1619,5 +1629,58 @@ async fn availability_matches_a_brute_force_answer() {
         rates_found > 0 && cancelled_matter && missing_nights_matter,
         "the data set must exercise the rules: {rates_found} rates, \
          cancelled bookings matter: {cancelled_matter}, missing nights matter: {missing_nights_matter}"
+    );
+}
+
+/// A stay that begins before today at the hotel (yesterday in UTC is always
+/// before today in Paris) is not offered by the search, and the hotel's
+/// availability refuses it as a booking of it would be refused; so is a stay
+/// beyond the booking horizon.
+#[tokio::test]
+async fn stays_nobody_could_book_are_not_offered() {
+    let app = TestApp::new().await;
+    let hotel = id_of(&app.create_hotel("Grand", "Paris", "Europe/Paris").await);
+    let hotel_text = hotel.to_string();
+    let double = id_of(&app.create_room_type(&hotel_text, "Double", 2).await);
+    app.create_room_of(&hotel_text, &double.to_string(), "101")
+        .await;
+    let plan = id_of(
+        &app.create_rate_plan(&hotel_text, "Flexible", Some(24))
+            .await,
+    );
+    let yesterday = Utc::now().date_naive() - Days::new(1);
+    app.put_rates(
+        &hotel_text,
+        &double.to_string(),
+        &plan.to_string(),
+        &yesterday.to_string(),
+        &in_days(5).to_string(),
+        "90.00",
+    )
+    .await;
+    let search = |from: NaiveDate, to: NaiveDate| {
+        format!("/hotels?city=Paris&check_in={from}&check_out={to}")
+    };
+    let past = app.get(&search(yesterday, in_days(1))).await;
+    assert_eq!(past.status, StatusCode::OK, "{}", past.body);
+    assert_eq!(past.body["total"], 0, "{}", past.body);
+    let ahead = app.get(&search(in_days(1), in_days(3))).await;
+    assert_eq!(ahead.body["total"], 1, "{}", ahead.body);
+
+    let availability = |from: NaiveDate, to: NaiveDate| {
+        format!("/hotels/{hotel}/availability?check_in={from}&check_out={to}")
+    };
+    app.get(&availability(yesterday, in_days(1)))
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "date_in_past");
+    app.get(&availability(in_days(800), in_days(801)))
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "beyond_horizon");
+    let offered = app.get(&availability(in_days(1), in_days(3))).await;
+    assert_eq!(offered.status, StatusCode::OK, "{}", offered.body);
+    assert_eq!(
+        offered.body["items"][0]["rooms_free"], 1,
+        "{}",
+        offered.body
     );
 }

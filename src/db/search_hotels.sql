@@ -1,5 +1,6 @@
--- GET /hotels with dates: hotels with a room type that holds $3 guests, has a
--- room free for every night of the stay $2 and a rate plan priced for every
+-- GET /hotels with dates: hotels where the stay $2 does not begin before
+-- today in the hotel's time zone, with a room type that holds $3 guests, has a
+-- room free for every night of the stay and a rate plan priced for every
 -- night; each with its cheapest total. $1 filters by city; $4/$5 paginate.
 -- "Free" probes the exclusion constraint's GiST index (room_id, stay) per room.
 -- wrk/bench.sh runs this very text under pgbench.
@@ -9,6 +10,7 @@ with open_types as materialized (
     from room_types rt
     join hotels h on h.id = rt.hotel_id
     where rt.capacity >= $3 and ($1::text is null or h.city = $1)
+      and lower($2::daterange) >= (now() at time zone h.timezone)::date
       and exists (select 1 from rooms r
                   where r.room_type_id = rt.id
                     and not exists (select 1 from live_bookings b

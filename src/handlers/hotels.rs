@@ -22,6 +22,7 @@ use crate::domain::inventory::{RateOffer, RoomTypeAvailability, parse_time_of_da
 use crate::domain::pricing::MAX_AMOUNT;
 use crate::domain::{
     DailyRate, Hotel, HotelOffer, RatePlan, Role, RoomType, Stay, is_currency, parse_timezone,
+    today_in,
 };
 use crate::error::{Error, ErrorCode, Result, ResultExt};
 use crate::extract::{Json, Path, Query};
@@ -547,7 +548,7 @@ pub async fn delete(
     responses(
         (status = 200, description = "A page of room types", body = Page<AvailabilityBody>),
         (status = 404, description = "No such hotel"),
-        (status = 422, description = "Bad paging, dates, stay or guests"),
+        (status = 422, description = "Bad paging, dates, stay or guests; a stay beginning before today at the hotel (`date_in_past`) or beyond the horizon"),
         (status = 429, description = "Too many requests from this address"),
     )
 )]
@@ -564,7 +565,14 @@ pub async fn availability(
         state.limits.search_nights,
     )?;
     let guests = parse_guests(query.guests)?;
-    existing_hotel(&state, id).await?;
+    let hotel = existing_hotel(&state, id).await?;
+    // A stay that could not be booked (it begins before today at the hotel,
+    // or beyond the horizon) is refused as a booking of it would be.
+    let today = today_in(parse_timezone(&hotel.timezone).unwrap_or(chrono_tz::UTC));
+    state
+        .limits
+        .booking
+        .check_in_allowed(stay.check_in(), today)?;
     let listed = search::hotel_availability(&state.pool, id, stay, guests, window).await?;
     Ok(Json(Page::new(pagination, listed)))
 }
