@@ -174,11 +174,16 @@ async fn a_retry_while_the_first_runs_is_told_the_key_is_in_use() {
                 .map(|response| response.status())
         })
     };
-    // Wait until the first request holds its key's lock.
+    // Wait until the first request holds its key's lock (this database's:
+    // other tests take such locks at the same time).
     let mut claimed = false;
     for _ in 0..200 {
         claimed = app
-            .count("select count(*) from pg_locks where locktype = 'advisory' and granted")
+            .count(
+                "select count(*) from pg_locks
+                 where locktype = 'advisory' and granted
+                   and database = (select oid from pg_database where datname = current_database())",
+            )
             .await
             == 1;
         if claimed {
