@@ -447,19 +447,27 @@ async fn nights_booked_together_each_get_their_own_answer() {
         ));
         wanted.push(want(
             "ROOM7",
-            "user3",
+            "NOBODY",
             in_days(20),
-            true,
-            Some((403, "forbidden")),
+            false,
+            Some((404, "not_found")),
+        ));
+        wanted.push(want(
+            "ROOM7",
+            "user3",
+            in_days(800),
+            false,
+            Some((422, "beyond_horizon")),
         ));
     }
     for n in 20..25 {
-        wanted.push(want("ROOM7", "guest1", in_days(n), true, Some((201, ""))));
+        wanted.push(want("ROOM7", "user3", in_days(n), false, Some((201, ""))));
     }
 
-    // The first ten take the ten connections and wait for the lock; the 60
+    // The first ten take the ten connections and wait for the lock; the 65
     // others queue up, and the one worker books them in one statement on the
-    // first connection that comes free.
+    // first connection that comes free. (A guest's bookings do not queue:
+    // `a_guests_concurrent_bookings_stop_at_its_limit`.)
     let lock = hold_the_bookings(&app).await;
     let sent = send_ten_then_queue(&app, &base, &guest_token, &wanted).await;
     lock.commit().await.expect("release the lock");
@@ -491,14 +499,14 @@ async fn nights_booked_together_each_get_their_own_answer() {
         app.count(
             "select count(*) from bookings b join rooms r on r.id = b.room_id
              join users u on u.id = b.user_id
-             where (r.name, u.name) in (('ROOM8', 'user3'), ('ROOM7', 'user3'), ('ROOM7', 'guest1'))"
+             where (r.name, u.name) in (('ROOM8', 'user3'), ('ROOM7', 'user3'))"
         )
         .await,
         16
     );
-    // Ten statements of one night, and one of 60.
+    // Ten statements of one night, and one of 65.
     assert_eq!(metric(&app, "book_statements_total").await, 11.0);
-    assert_eq!(metric(&app, "book_statement_nights_total").await, 70.0);
+    assert_eq!(metric(&app, "book_statement_nights_total").await, 75.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -829,4 +837,89 @@ async fn a_keyless_booking_that_loses_a_deadlock_is_run_again() {
         app.count(deadlocks).await > before
     })
     .await;
+}
+
+/// A guest's live bookings are counted after every other booking of its has
+/// committed: six nights of a guest one below its limit of three, sent at
+/// once while ten other bookings hold every connection of `POST /book`,
+/// book exactly one night. (Queued into one statement, they all passed.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_guests_concurrent_bookings_stop_at_its_limit() {
+    let app = app_with_room_and_user_and(Limits {
+        booking: room_booking::domain::booking::BookingLimits {
+            guest_live_bookings: 3,
+            ..test_limits().booking
+        },
+        book_workers: 1,
+        ..test_limits()
+    })
+    .await;
+    app.create_room("ROOM8").await;
+    let (_, guest_token) = app.user_with_role("guest1", Role::Guest).await;
+    let base = app.serve().await;
+    for days in [1, 2] {
+        let booked = app
+            .request_as(
+                Some(&guest_token),
+                Method::POST,
+                "/book",
+                Some(json!({"room_name": "ROOM7", "user_name": "guest1", "date": in_days(days)})),
+            )
+            .await;
+        assert_eq!(booked.status, StatusCode::CREATED, "{}", booked.body);
+    }
+    // Ten of user3's nights (the admin's token) take the ten connections of
+    // `POST /book` and wait for the lock; the guest's six are sent then, all
+    // at once (they wait for the lock, or for the guest's row, or queue).
+    let wanted: Vec<Wanted> = (0..16)
+        .map(|n| Wanted {
+            room: if n < 10 { "ROOM8" } else { "ROOM7" },
+            user: if n < 10 { "user3" } else { "guest1" },
+            night: in_days(10 + n),
+            guest: n >= 10,
+            expected: None,
+        })
+        .collect();
+    let lock = hold_the_bookings(&app).await;
+    let mut sent = send_all(&app, &base, &guest_token, &wanted[..10]).await;
+    wait_until("ten bookings to wait for the lock", async || {
+        app.count(LOCK_WAITS).await == 10
+    })
+    .await;
+    sent.extend(send_all(&app, &base, &guest_token, &wanted[10..]).await);
+    wait_until("the guest's six bookings to wait", async || {
+        app.count(LOCK_WAITS).await + i64::try_from(app.state.book_queue.waiting()).unwrap_or(0)
+            == 16
+    })
+    .await;
+    lock.rollback().await.expect("release the lock");
+    let mut statuses = Vec::new();
+    for sent in sent {
+        let (status, body) = sent.await.expect("answered");
+        if status != 201 {
+            assert_eq!(
+                (status, body["code"].as_str()),
+                (422, Some("guest_limit")),
+                "{body}"
+            );
+        }
+        statuses.push(status);
+    }
+    assert!(
+        statuses[..10].iter().all(|&status| status == 201),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses[10..]
+            .iter()
+            .filter(|&&status| status == 201)
+            .count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        app.count("select count(*) from bookings b join users u on u.id = b.user_id where u.name = 'guest1'")
+            .await,
+        3
+    );
 }

@@ -13,7 +13,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
-use super::{TRANSACTION_ATTEMPTS, is_retryable};
+use super::{TRANSACTION_ATTEMPTS, in_transaction, is_retryable};
 use crate::domain::booking::BookingLimits;
 use crate::domain::{BookingStatus, Role};
 use crate::error::{Error, is_connection_error};
@@ -120,6 +120,31 @@ pub async fn book_night(
     .fetch_one(conn)
     .await?;
     Ok(found.outcome(request, limits))
+}
+
+/// [`book_night`] for a guest: in a transaction (a savepoint inside one)
+/// that first locks the guest's user row, as `POST /bookings` does, so that
+/// its live bookings are counted after every other booking of the guest has
+/// committed or rolled back. Run again after a deadlock.
+pub async fn book_guest_night(
+    conn: &mut PgConnection,
+    request: &NightRequest,
+    limits: &BookingLimits,
+) -> sqlx::Result<NightBooking> {
+    let limits = *limits;
+    in_transaction(conn, |tx| {
+        let request = request.clone();
+        Box::pin(async move {
+            sqlx::query!(
+                "select id from users where id = $1 for update",
+                request.caller.id
+            )
+            .fetch_optional(&mut *tx)
+            .await?;
+            book_night(tx, &request, &limits).await
+        })
+    })
+    .await
 }
 
 /// [`book_night`] in autocommit, run again when its statement lost a
@@ -277,7 +302,8 @@ const MOST_NIGHTS_PER_STATEMENT: usize = 128;
 /// Keyless `POST /book`s waiting for a connection; more wait for room in the queue.
 const QUEUE: usize = 4096;
 
-/// `POST /book` without an `Idempotency-Key`. A request that finds a
+/// `POST /book` without an `Idempotency-Key`, by staff or an admin (a
+/// guest's goes through [`book_guest_night`]). A request that finds a
 /// connection of [`BookPool`] free books its night at once, alone
 /// (`book.sql`). When every connection is busy, it joins a queue instead of
 /// waiting for a connection of its own: a few workers each take the next

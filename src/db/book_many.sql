@@ -15,6 +15,10 @@
 -- inserted in (room, night) order, so two statements that want the same nights
 -- wait for each other in one order and cannot deadlock.
 -- It answers as book.sql would answer each job alone, in the order of the jobs.
+-- A guest's bookings do not come here (the service books them one at a time
+-- with the guest's row locked, so that its limit is counted exactly; this
+-- statement's count is one snapshot for all its jobs), but the statement
+-- keeps the guest's rules, so that it is right for any caller.
 with hotel as (
     select h.id, h.timezone, h.check_in_time, h.check_out_time,
            (now() at time zone h.timezone)::date as today

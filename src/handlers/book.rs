@@ -10,9 +10,9 @@ use uuid::Uuid;
 
 use super::{created, idempotency};
 use crate::auth::TokenClaims;
-use crate::db::book::{Caller, NightBooking, NightRequest, book_night};
+use crate::db::book::{Caller, NightBooking, NightRequest, book_guest_night, book_night};
 use crate::domain::booking::BookingLimits;
-use crate::domain::{BookingStatus, parse_seed_date};
+use crate::domain::{BookingStatus, Role, parse_seed_date};
 use crate::error::{Error, ErrorCode, Result};
 use crate::extract::{IdempotencyKey, IdempotencyKeyHeader, Json};
 use crate::state::AppState;
@@ -85,7 +85,11 @@ pub async fn book(
         night,
         caller,
     };
-    if key.0.is_none() {
+    // A guest's live bookings are counted with its user's row locked, as
+    // `POST /bookings` counts them, so that bookings sent at once cannot
+    // all pass its limit; staff and admins have no limit to count.
+    let guest = claims.role == Role::Guest;
+    if key.0.is_none() && !guest {
         // One statement in autocommit, one round trip, on a connection of its
         // own kind; or, when all are busy, with the others waiting for one
         // (see `db::book::BookQueue`).
@@ -94,19 +98,25 @@ pub async fn book(
     }
     let limits = state.limits.booking;
     idempotency::run(&state, caller.id, key, move |conn| {
-        Box::pin(async move { book_one(conn, &wanted, &request, &limits).await })
+        Box::pin(async move { book_one(conn, &wanted, &request, &limits, guest).await })
     })
     .await
 }
 
-/// Books `wanted` alone, in the caller's transaction.
+/// Books `wanted` alone, in the caller's transaction if it has one; a
+/// guest's in a transaction (or savepoint) that first locks its user's row.
 async fn book_one(
     conn: &mut PgConnection,
     wanted: &NightRequest,
     request: &BookNight,
     limits: &BookingLimits,
+    guest: bool,
 ) -> Result<Response> {
-    let booked = book_night(conn, wanted, limits).await?;
+    let booked = if guest {
+        book_guest_night(conn, wanted, limits).await?
+    } else {
+        book_night(conn, wanted, limits).await?
+    };
     answer(booked, request, wanted.night)
 }
 
