@@ -31,50 +31,43 @@ pub enum KeyState {
 
 /// Claims `key` for the rest of the transaction `tx` (an advisory lock, so a
 /// concurrent request with the same key is told at once instead of waiting)
-/// and reads what the key already holds.
+/// and reads what the key already holds, in one round trip.
 ///
-/// Two statements: under READ COMMITTED a statement sees the rows committed
-/// before it began, so a read in the statement that takes the lock could
-/// miss the record of the request that held the lock until a moment before
-/// (it commits, then lets go of the lock) and take a retry for a new request.
-/// The read after the lock sees every record committed by earlier holders.
+/// The read must not share the lock's snapshot: under READ COMMITTED a
+/// statement sees the rows committed before it began, so a read in the
+/// statement that takes the lock could miss the record of the request that
+/// held the lock until a moment before (it commits, then lets go of the
+/// lock) and take a retry for a new request. The function
+/// `claim_idempotency_key` (migration 0006) reads in a query of its own,
+/// with a snapshot taken after the lock.
 pub async fn claim(
     tx: &mut PgConnection,
     caller: Uuid,
     key: &str,
     fingerprint: &[u8],
 ) -> sqlx::Result<KeyState> {
-    let locked = sqlx::query_scalar!(
-        r#"select pg_try_advisory_xact_lock(hashtextextended($1::uuid::text || '/' || $2, 0)) as "locked!""#,
-        caller,
-        key
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    if !locked {
-        return Ok(KeyState::InUse);
-    }
     let row = sqlx::query!(
-        r#"select fingerprint, status, location, body
-           from idempotency_keys
-           where caller = $1 and key = $2 and created_at > now() - make_interval(hours => $3)"#,
+        r#"select locked as "locked!", fingerprint, status, location, body
+           from claim_idempotency_key($1, $2, $3)"#,
         caller,
         key,
         KEY_TTL_HOURS
     )
-    .fetch_optional(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
-    let Some(row) = row else {
-        return Ok(KeyState::Fresh);
-    };
-    Ok(if row.fingerprint == fingerprint {
-        KeyState::Replay(StoredResponse {
-            status: u16::try_from(row.status).unwrap_or(500),
-            location: row.location,
-            body: row.body,
-        })
-    } else {
-        KeyState::Mismatch
+    if !row.locked {
+        return Ok(KeyState::InUse);
+    }
+    Ok(match (row.fingerprint, row.status, row.body) {
+        (Some(stored), Some(status), Some(body)) if stored == fingerprint => {
+            KeyState::Replay(StoredResponse {
+                status: u16::try_from(status).unwrap_or(500),
+                location: row.location,
+                body,
+            })
+        }
+        (Some(_), ..) => KeyState::Mismatch,
+        _ => KeyState::Fresh,
     })
 }
 
