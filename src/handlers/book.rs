@@ -43,8 +43,10 @@ pub struct BookedNight {
 
 /// Book one night of a room of the default hotel.
 ///
-/// The seed-compatible call: one statement, one round trip. The exclusion
-/// constraint decides a race for the same night: one `201`, the others `409`.
+/// The seed-compatible call: one statement, one round trip (a guest's runs
+/// after its user's row is locked, so that its limit is counted exactly).
+/// The exclusion constraint decides a race for the same night: one `201`,
+/// the others `409`.
 #[utoipa::path(
     post,
     path = "/book",
