@@ -241,7 +241,17 @@ pub fn load_or_create_secret(path: &Path) -> std::io::Result<String> {
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
             Ok(fs::read_to_string(path)?.trim().to_owned())
         }
-        Err(error) => Err(error),
+        // A file system without hard links: create the file itself.
+        Err(_) => {
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)?;
+            file.write_all(secret.as_bytes())?;
+            file.sync_all()?;
+            Ok(secret)
+        }
     }
 }
 

@@ -149,16 +149,24 @@ pub async fn book_guest_night(
 
 /// [`book_night`] in autocommit, run again when its statement lost a
 /// deadlock (it was rolled back whole; the other transaction has gone on),
-/// up to [`TRANSACTION_ATTEMPTS`] times in all, as a transaction would be.
+/// up to [`TRANSACTION_ATTEMPTS`] times in all, as a transaction would be;
+/// but only while the request that `arrived` is within its `wait` (see
+/// [`book_timeouts`]): every statement starts within it and ends within the
+/// statement timeout, so the booking never outlives its request.
 async fn book_alone(
     conn: &mut PgConnection,
     request: &NightRequest,
     limits: &BookingLimits,
+    (arrived, wait): (Instant, Duration),
 ) -> sqlx::Result<NightBooking> {
     let mut attempt = 1;
     loop {
         match book_night(conn, request, limits).await {
-            Err(error) if attempt < TRANSACTION_ATTEMPTS && is_retryable(&error) => {
+            Err(error)
+                if attempt < TRANSACTION_ATTEMPTS
+                    && is_retryable(&error)
+                    && arrived.elapsed() <= wait =>
+            {
                 tracing::info!(attempt, %error, "a booking lost a deadlock; running it again");
                 attempt += 1;
             }
@@ -328,6 +336,8 @@ pub struct BookQueue {
     /// A free connection, or none at once (a new one is opened while the
     /// pool is not full).
     at_once: Timeouts,
+    /// The longest a request may wait before its statement starts.
+    wait: Duration,
     jobs: mpsc::Sender<Job>,
     counts: Arc<QueueCounts>,
 }
@@ -373,12 +383,13 @@ impl BookQueue {
         let receiver = Arc::new(Mutex::new(receiver));
         let counts = Arc::new(QueueCounts::default());
         let timeouts = pool.timeouts();
+        let wait = timeouts.wait.unwrap_or(Duration::from_secs(5));
         for _ in 0..workers.max(1) {
             let worker = Worker {
                 pool: pool.clone(),
                 limits,
                 receiver: receiver.clone(),
-                wait: timeouts.wait.unwrap_or(Duration::from_secs(5)),
+                wait,
                 counts: counts.clone(),
             };
             tokio::spawn(worker.run());
@@ -388,6 +399,7 @@ impl BookQueue {
                 wait: Some(Duration::ZERO),
                 ..timeouts
             },
+            wait,
             pool,
             limits,
             jobs,
@@ -398,10 +410,12 @@ impl BookQueue {
     /// Books `request`: at once if a connection is free, else with the
     /// others waiting.
     pub async fn book(&self, request: NightRequest) -> Result<NightBooking, Error> {
+        let arrived = Instant::now();
         match self.pool.timeout_get(&self.at_once).await {
             Ok(mut conn) => {
                 self.counts.ran(1);
-                return Ok(book_alone(&mut conn, &request, &self.limits).await?);
+                let share = (arrived, self.wait);
+                return Ok(book_alone(&mut conn, &request, &self.limits, share).await?);
             }
             Err(PoolError::Timeout(TimeoutType::Wait)) => {}
             Err(error) => return Err(error.into()),
@@ -478,10 +492,13 @@ impl Worker {
             if jobs.is_empty() {
                 continue;
             }
-            let (requests, senders): (Vec<_>, Vec<_>) =
-                jobs.drain(..).map(|job| (job.request, job.answer)).unzip();
+            let (requests, waiting): (Vec<_>, Vec<_>) = jobs
+                .drain(..)
+                .map(|job| (job.request, (job.queued, job.answer)))
+                .unzip();
+            let (arrivals, senders): (Vec<_>, Vec<_>) = waiting.into_iter().unzip();
             let answers = match conn {
-                Ok(mut conn) => self.book_together(&mut conn, &requests).await,
+                Ok(mut conn) => self.book_together(&mut conn, &requests, &arrivals).await,
                 Err(error) => the_same_for_all(Error::from(error), requests.len()),
             };
             for (sender, answer) in senders.into_iter().zip(answers) {
@@ -492,19 +509,23 @@ impl Worker {
         }
     }
 
-    /// One statement for all of `requests`, or, if it fails for a reason of
-    /// the database, one per request.
+    /// One statement for all of `requests` (which arrived at `arrivals`), or,
+    /// if it fails for a reason of the database, one per request that is
+    /// still within its wait (the others answer `503`, unbooked).
     async fn book_together(
         &self,
         conn: &mut PgConnection,
         requests: &[NightRequest],
+        arrivals: &[Instant],
     ) -> Vec<Result<NightBooking, Error>> {
         self.counts.ran(requests.len());
-        let error = match requests {
-            [request] => match book_alone(conn, request, &self.limits).await {
-                Ok(booked) => return vec![Ok(booked)],
-                Err(error) => error,
-            },
+        let error = match (requests, arrivals) {
+            ([request], [arrived]) => {
+                match book_alone(conn, request, &self.limits, (*arrived, self.wait)).await {
+                    Ok(booked) => return vec![Ok(booked)],
+                    Err(error) => error,
+                }
+            }
             _ => match book_nights(conn, requests, &self.limits).await {
                 Ok(booked) => return booked.into_iter().map(Ok).collect(),
                 Err(error) => error,
@@ -518,10 +539,14 @@ impl Worker {
         }
         tracing::warn!(%error, nights = requests.len(), "a statement of several bookings failed; booking them one at a time");
         let mut answers = Vec::with_capacity(requests.len());
-        for request in requests {
+        for (request, &arrived) in requests.iter().zip(arrivals) {
+            if arrived.elapsed() > self.wait {
+                answers.push(Err(Error::Unavailable));
+                continue;
+            }
             self.counts.ran(1);
             answers.push(
-                book_alone(conn, request, &self.limits)
+                book_alone(conn, request, &self.limits, (arrived, self.wait))
                     .await
                     .map_err(Error::from),
             );

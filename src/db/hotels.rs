@@ -104,8 +104,11 @@ pub async fn update_hotel(
     change: HotelChange,
 ) -> sqlx::Result<Option<Hotel>> {
     // A booking's check-in and check-out instants are the hotel's local times
-    // on its dates: those still ahead (of confirmed bookings, and the
-    // check-out of checked-in ones) follow a new time zone or new times.
+    // on its dates: those of its confirmed bookings, and the check-out of its
+    // checked-in ones, follow a new time zone or new times. They are computed
+    // in the update from each booking's own row, so that a booking changed
+    // meanwhile is moved from its current stay and status (the update
+    // re-reads a row another transaction changed before it writes it).
     sqlx::query_as!(
         Hotel,
         "with hotel as (
@@ -115,23 +118,16 @@ pub async fn update_hotel(
              where id = $1
              returning id, name, city, timezone, check_in_time, check_out_time
          ),
-         instants as (
-             select b.id,
-                    case when b.status = 'confirmed'
-                         then (lower(b.stay) + h.check_in_time) at time zone h.timezone
-                         else b.check_in_at end as check_in_at,
-                    (upper(b.stay) + h.check_out_time) at time zone h.timezone as check_out_at
-             from hotel h
-             join rooms r on r.hotel_id = h.id
-             join bookings b on b.room_id = r.id
-             where b.status in ('confirmed', 'checked_in')
-               and ($4::text is not null or $5::time is not null or $6::time is not null)
-         ),
          moved as (
-             update bookings b set check_in_at = i.check_in_at, check_out_at = i.check_out_at
-             from instants i
-             where b.id = i.id
-               and (b.check_in_at, b.check_out_at) is distinct from (i.check_in_at, i.check_out_at)
+             update bookings b
+             set check_in_at = case when b.status = 'confirmed'
+                                    then (lower(b.stay) + h.check_in_time) at time zone h.timezone
+                                    else b.check_in_at end,
+                 check_out_at = (upper(b.stay) + h.check_out_time) at time zone h.timezone
+             from hotel h
+             where b.room_id in (select r.id from rooms r where r.hotel_id = $1)
+               and b.status in ('confirmed', 'checked_in')
+               and ($4::text is not null or $5::time is not null or $6::time is not null)
          )
          select id as \"id!\", name as \"name!\", city as \"city!\", timezone as \"timezone!\",
                 check_in_time as \"check_in_time!\", check_out_time as \"check_out_time!\"

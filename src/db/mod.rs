@@ -101,13 +101,21 @@ pub async fn open_pool(
         .await
 }
 
-/// The connections the server lets this role open at most: its
-/// `max_connections`, less those it keeps for superusers unless the role is one.
+/// The connections the server lets this role open at most in this
+/// database: its `max_connections`, less those it keeps for superusers (and,
+/// from PostgreSQL 16, `reserved_connections`) unless the role is one, and no
+/// more than the role's and the database's own connection limits.
 pub async fn connections_allowed(pool: &PgPool) -> sqlx::Result<i64> {
     sqlx::query_scalar!(
-        r#"select current_setting('max_connections')::bigint
-                  - case when (select rolsuper from pg_roles where rolname = current_user) then 0
-                         else current_setting('superuser_reserved_connections')::bigint end as "allowed!""#
+        r#"select least(
+                  current_setting('max_connections')::bigint
+                  - case when r.rolsuper then 0
+                         else current_setting('superuser_reserved_connections')::bigint
+                              + coalesce(current_setting('reserved_connections', true)::bigint, 0) end,
+                  nullif(greatest(r.rolconnlimit, -1), -1),
+                  nullif(greatest(d.datconnlimit, -1), -1)) as "allowed!"
+           from pg_roles r, pg_database d
+           where r.rolname = current_user and d.datname = current_database()"#
     )
     .fetch_one(pool)
     .await
