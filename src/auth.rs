@@ -223,17 +223,9 @@ pub fn load_or_create_secret(path: &Path) -> std::io::Result<String> {
     let mut draft = path.as_os_str().to_owned();
     draft.push(format!(".{}.new", std::process::id()));
     let draft = std::path::PathBuf::from(draft);
-    let written = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&draft)?;
-        file.write_all(secret.as_bytes())?;
-        file.sync_all()?;
-        fs::hard_link(&draft, path)
-    })();
+    // A draft left by an earlier process of the same id is of no use.
+    let _ = fs::remove_file(&draft);
+    let written = write_new(&draft, &secret).and_then(|()| fs::hard_link(&draft, path));
     let _ = fs::remove_file(&draft);
     match written {
         Ok(()) => Ok(secret),
@@ -242,17 +234,19 @@ pub fn load_or_create_secret(path: &Path) -> std::io::Result<String> {
             Ok(fs::read_to_string(path)?.trim().to_owned())
         }
         // A file system without hard links: create the file itself.
-        Err(_) => {
-            let mut file = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)?;
-            file.write_all(secret.as_bytes())?;
-            file.sync_all()?;
-            Ok(secret)
-        }
+        Err(_) => write_new(path, &secret).map(|()| secret),
     }
+}
+
+/// Creates `path` (mode 0600), which must not exist, with `secret` in it, on disk.
+fn write_new(path: &Path, secret: &str) -> std::io::Result<()> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(secret.as_bytes())?;
+    file.sync_all()
 }
 
 /// The caller, from `Authorization: Bearer <token>`, as the database knows it

@@ -73,15 +73,11 @@ pub enum StartupError {
     #[error("the managed PostgreSQL failed: {0}")]
     DatabaseLost(String),
     #[error(
-        "POOL_SIZE ({pool}) and BOOK_POOL_SIZE ({book}) make {wanted} connections, but the database \
-         allows {allowed}; lower them, or raise the server's max_connections"
+        "POOL_SIZE ({pool}) and BOOK_POOL_SIZE ({book}) make {} connections, but the database \
+         allows {allowed}; lower them, or raise the server's max_connections",
+        .pool + .book
     )]
-    TooManyConnections {
-        pool: u32,
-        book: u32,
-        wanted: u32,
-        allowed: i64,
-    },
+    TooManyConnections { pool: u32, book: u32, allowed: i64 },
 }
 
 /// Runs a subcommand: opens the database, does the work, and stops what it started.
@@ -189,7 +185,6 @@ async fn run_with_database(
                 return Err(StartupError::TooManyConnections {
                     pool: pool_size,
                     book,
-                    wanted: pool_size + book,
                     allowed,
                 });
             }

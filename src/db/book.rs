@@ -492,11 +492,9 @@ impl Worker {
             if jobs.is_empty() {
                 continue;
             }
-            let (requests, waiting): (Vec<_>, Vec<_>) = jobs
-                .drain(..)
-                .map(|job| (job.request, (job.queued, job.answer)))
-                .unzip();
-            let (arrivals, senders): (Vec<_>, Vec<_>) = waiting.into_iter().unzip();
+            let arrivals: Vec<Instant> = jobs.iter().map(|job| job.queued).collect();
+            let (requests, senders): (Vec<_>, Vec<_>) =
+                jobs.drain(..).map(|job| (job.request, job.answer)).unzip();
             let answers = match conn {
                 Ok(mut conn) => self.book_together(&mut conn, &requests, &arrivals).await,
                 Err(error) => the_same_for_all(Error::from(error), requests.len()),

@@ -17,7 +17,7 @@ use crate::domain::booking::{BookingLimits, check_arrival, check_capacity};
 use crate::domain::pricing::{NightRate, cancellation_costs_a_fee};
 use crate::domain::{
     Booking, BookingStatus, Invoice, InvoiceLine, InvoiceStatus, Pricing, Refusal, Stay, Window,
-    parse_timezone, today_in,
+    hotel_today,
 };
 
 /// The constraint that keeps a room from being sold twice.
@@ -601,10 +601,4 @@ async fn write_invoice(
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// Today at a hotel. Its zone was checked when the hotel was written, by
-/// chrono-tz and by PostgreSQL; an unknown one (impossible) counts as UTC.
-fn hotel_today(timezone: &str) -> NaiveDate {
-    today_in(parse_timezone(timezone).unwrap_or(chrono_tz::UTC))
 }

@@ -133,6 +133,13 @@ pub fn today_in(zone: chrono_tz::Tz) -> NaiveDate {
     chrono::Utc::now().with_timezone(&zone).date_naive()
 }
 
+/// Today at a hotel of time zone `timezone`. Its zone was checked when the
+/// hotel was written, by chrono-tz and by PostgreSQL; an unknown one
+/// (impossible) counts as UTC.
+pub fn hotel_today(timezone: &str) -> NaiveDate {
+    today_in(parse_timezone(timezone).unwrap_or(chrono_tz::UTC))
+}
+
 /// An ISO 4217-shaped currency code (three capital letters).
 pub fn is_currency(code: &str) -> bool {
     code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())

@@ -21,8 +21,8 @@ use crate::db::search;
 use crate::domain::inventory::{RateOffer, RoomTypeAvailability, parse_time_of_day};
 use crate::domain::pricing::MAX_AMOUNT;
 use crate::domain::{
-    DailyRate, Hotel, HotelOffer, RatePlan, Role, RoomType, Stay, is_currency, parse_timezone,
-    today_in,
+    DailyRate, Hotel, HotelOffer, RatePlan, Role, RoomType, Stay, hotel_today, is_currency,
+    parse_timezone,
 };
 use crate::error::{Error, ErrorCode, Result, ResultExt};
 use crate::extract::{Json, Path, Query};
@@ -568,11 +568,10 @@ pub async fn availability(
     let hotel = existing_hotel(&state, id).await?;
     // A stay that could not be booked (it begins before today at the hotel,
     // or beyond the horizon) is refused as a booking of it would be.
-    let today = today_in(parse_timezone(&hotel.timezone).unwrap_or(chrono_tz::UTC));
     state
         .limits
         .booking
-        .check_in_allowed(stay.check_in(), today)?;
+        .check_in_allowed(stay.check_in(), hotel_today(&hotel.timezone))?;
     let listed = search::hotel_availability(&state.pool, id, stay, guests, window).await?;
     Ok(Json(Page::new(pagination, listed)))
 }
