@@ -311,10 +311,11 @@ async fn a_retry_during_the_first_commit_replays_and_never_starts_anew() {
     use sqlx::Connection;
 
     let app = TestApp::new().await;
-    let caller: uuid::Uuid = sqlx::query_scalar("select id from users where name = 'admin'")
-        .fetch_one(&app.pool)
-        .await
-        .expect("the admin's id");
+    let caller = app
+        .keys
+        .verify(app.admin_token())
+        .expect("the admin's token")
+        .sub;
     let answer = StoredResponse {
         status: 201,
         location: Some("/bookings/1".to_owned()),
@@ -395,10 +396,11 @@ async fn an_answer_is_never_recorded_over_a_live_one() {
     use room_booking::db::idempotency::{StoredResponse, record};
 
     let app = TestApp::new().await;
-    let caller: uuid::Uuid = sqlx::query_scalar("select id from users where name = 'admin'")
-        .fetch_one(&app.pool)
-        .await
-        .expect("the admin's id");
+    let caller = app
+        .keys
+        .verify(app.admin_token())
+        .expect("the admin's token")
+        .sub;
     let answer = |body: &[u8]| StoredResponse {
         status: 201,
         location: None,
@@ -415,11 +417,13 @@ async fn an_answer_is_never_recorded_over_a_live_one() {
             .await
             .expect("record")
     );
-    let kept: Vec<u8> = sqlx::query_scalar("select body from idempotency_keys where key = 'k'")
-        .fetch_one(&app.pool)
-        .await
-        .expect("the record");
-    assert_eq!(kept, b"1");
+    let kept = async || -> Vec<u8> {
+        sqlx::query_scalar("select body from idempotency_keys where key = 'k'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("the record")
+    };
+    assert_eq!(kept().await, b"1");
     sqlx::query("update idempotency_keys set created_at = now() - interval '24 hours 1 second'")
         .execute(&app.pool)
         .await
@@ -429,9 +433,5 @@ async fn an_answer_is_never_recorded_over_a_live_one() {
             .await
             .expect("record")
     );
-    let kept: Vec<u8> = sqlx::query_scalar("select body from idempotency_keys where key = 'k'")
-        .fetch_one(&app.pool)
-        .await
-        .expect("the record");
-    assert_eq!(kept, b"3");
+    assert_eq!(kept().await, b"3");
 }

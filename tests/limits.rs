@@ -283,6 +283,16 @@ async fn a_guest_holds_a_bounded_number_of_bookings_and_nights() {
     assert_eq!(cancelled.status, StatusCode::NO_CONTENT);
 }
 
+/// The service's binary on the database of `url`, with the tests' secret.
+fn room_booking(url: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_room-booking"));
+    command
+        .env("DATABASE_URL", url)
+        .env("JWT_SECRET", common::TEST_SECRET)
+        .env("RUST_LOG", "warn");
+    command
+}
+
 #[tokio::test]
 async fn the_token_command_does_not_promote_an_existing_guest_silently() {
     let app = TestApp::new().await;
@@ -292,10 +302,7 @@ async fn the_token_command_does_not_promote_an_existing_guest_silently() {
     };
     app.user_with_role("guest", Role::Guest).await;
     let token = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_room-booking"))
-            .env("DATABASE_URL", &url)
-            .env("JWT_SECRET", common::TEST_SECRET)
-            .env("RUST_LOG", "warn")
+        room_booking(&url)
             .arg("token")
             .args(args)
             .output()
@@ -355,12 +362,9 @@ async fn pools_larger_than_the_database_allows_stop_the_start() {
         eprintln!("skipped: the test server is DATABASE_URL's, whose password is not at hand");
         return;
     };
-    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_room-booking"))
-        .env("DATABASE_URL", &url)
-        .env("JWT_SECRET", common::TEST_SECRET)
+    let mut serve = room_booking(&url)
         .env("POOL_SIZE", "150")
         .env("BOOK_POOL_SIZE", "100")
-        .env("RUST_LOG", "warn")
         .args(["--bind", "127.0.0.1:0", "serve", "--no-migrate"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -412,10 +416,7 @@ async fn an_unmigrated_database_is_refused_with_what_to_run() {
     let base = head.rsplit_once('/').expect("a URL with a database").0;
     let empty_url = format!("{base}/{empty}?{tail}");
     let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_room-booking"))
-            .env("DATABASE_URL", &empty_url)
-            .env("JWT_SECRET", common::TEST_SECRET)
-            .env("RUST_LOG", "warn")
+        room_booking(&empty_url)
             .args(["--bind", "127.0.0.1:0"])
             .args(args)
             .output()
