@@ -304,7 +304,8 @@ async fn priced_bookings_changes_cancellations_and_the_life_cycle_take_keys() {
 /// asks again and again (in a transaction of its own each time, as a request
 /// does) while the first one commits; many rounds, so that some of them ask
 /// exactly while the commit ends. (With the key read in the statement that
-/// took the lock, a few retries in a thousand were told the key was new.)
+/// took the lock, 3 to 102 of the 1,500 were told the key was new in 3 of 4
+/// runs.)
 #[tokio::test]
 async fn a_retry_during_the_first_commit_replays_and_never_starts_anew() {
     use room_booking::db::idempotency::{KeyState, StoredResponse, claim, record};
