@@ -159,6 +159,7 @@ pub struct TestApp {
     pub keys: Arc<Keys>,
     pub state: AppState,
     router: Router,
+    admin: uuid::Uuid,
     admin_token: String,
     database: String,
 }
@@ -248,6 +249,7 @@ impl TestApp {
             keys,
             router: app(state.clone()),
             state,
+            admin,
             admin_token,
             database: name,
         }
@@ -260,6 +262,11 @@ impl TestApp {
             .get()
             .and_then(|server| server._managed.as_ref())
             .map(|managed| managed.url(&self.database))
+    }
+
+    /// The id of the admin whose token requests carry by default.
+    pub fn admin_id(&self) -> uuid::Uuid {
+        self.admin
     }
 
     /// The admin's token that requests carry by default.
