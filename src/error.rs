@@ -112,6 +112,13 @@ pub enum Error {
     #[error("{detail}")]
     Conflict { code: ErrorCode, detail: String },
 
+    /// `409 Conflict`: PostgreSQL aborted the transaction for a concurrent
+    /// one (a deadlock or a serialization failure), and the request may
+    /// succeed when sent again. Runners of whole transactions run it again
+    /// first ([`crate::db::MaybeRetryable`]).
+    #[error("concurrent changes of the same rooms; try again")]
+    Contention(#[source] sqlx::Error),
+
     /// `413 Content Too Large`.
     #[error("the request body is too large")]
     PayloadTooLarge,
@@ -169,7 +176,7 @@ impl Error {
             Error::Forbidden => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Error::Conflict { .. } => StatusCode::CONFLICT,
+            Error::Conflict { .. } | Error::Contention(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -186,6 +193,7 @@ impl Error {
             Error::Forbidden => ErrorCode::Forbidden,
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
+            Error::Contention(_) => ErrorCode::RoomAlreadyBooked,
             Error::PayloadTooLarge => ErrorCode::PayloadTooLarge,
             Error::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             Error::TooManyRequests(_) => ErrorCode::TooManyRequests,
@@ -263,11 +271,9 @@ impl From<sqlx::Error> for Error {
                 tracing::warn!(%error, "statement timed out");
                 Error::Unavailable
             }
-            // Deadlocks and serialization failures that outlived the retries.
-            Some("40P01" | "40001") => Error::conflict(
-                ErrorCode::RoomAlreadyBooked,
-                "concurrent changes of the same rooms; try again",
-            ),
+            // Deadlocks and serialization failures (that outlived the retries
+            // of their transaction, or are yet to be retried by its runner).
+            Some("40P01" | "40001") => Error::Contention(error),
             _ => Error::Database(error),
         }
     }
@@ -307,6 +313,15 @@ impl AsConstraint for Error {
     fn constraint(&self) -> Option<&str> {
         match self {
             Error::Database(error) => error.constraint(),
+            _ => None,
+        }
+    }
+}
+
+impl crate::db::MaybeRetryable for Error {
+    fn database_error(&self) -> Option<&sqlx::Error> {
+        match self {
+            Error::Contention(error) | Error::Database(error) => Some(error),
             _ => None,
         }
     }

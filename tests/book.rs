@@ -785,15 +785,26 @@ async fn a_keyless_booking_that_waited_too_long_answers_503_and_books_nothing() 
     assert_eq!(app.count("select count(*) from bookings").await, 0);
 }
 
-/// A keyless booking whose statement loses a deadlock is run again, as a
-/// transaction would be, instead of being refused. The deadlock: another
-/// transaction holds the user's row (as a guest's `POST /bookings` does);
-/// the booking inserts its night and waits for that row (its foreign key);
-/// the other transaction then wants the same night and waits for the
-/// booking. PostgreSQL ends the statement that waited first, the booking's;
-/// run again, it waits for the other transaction, which gives up.
+/// A booking whose statement loses a deadlock is run again, as a
+/// transaction would be, instead of being refused: keyless (its statement
+/// alone) and with an `Idempotency-Key` (its whole transaction, the key's
+/// claim included). The deadlock: another transaction holds the user's row
+/// (as a guest's `POST /bookings` does); the booking inserts its night and
+/// waits for that row (its foreign key); the other transaction then wants
+/// the same night and waits for the booking. PostgreSQL ends the statement
+/// that waited first, the booking's; run again, it waits for the other
+/// transaction, which gives up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_keyless_booking_that_loses_a_deadlock_is_run_again() {
+    a_booking_that_loses_a_deadlock(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_keyed_booking_that_loses_a_deadlock_is_run_again() {
+    a_booking_that_loses_a_deadlock(Some("deadlock-1")).await;
+}
+
+async fn a_booking_that_loses_a_deadlock(key: Option<&str>) {
     let app = app_with_room_and_user().await;
     let base = app.serve().await;
     let night = in_days(4);
@@ -823,10 +834,15 @@ async fn a_keyless_booking_that_loses_a_deadlock_is_run_again() {
         .execute(&mut *other)
         .await
         .expect("lock the user");
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(key) = key {
+        headers.insert("idempotency-key", key.parse().expect("a header value"));
+    }
     let booking = tokio::spawn(
         app.http_client()
             .post(format!("{base}/book"))
             .json(&json!({"room_name": "ROOM7", "user_name": "user3", "date": night}))
+            .headers(headers)
             .send(),
     );
     wait_until("the booking to wait for the user's row", async || {
@@ -849,13 +865,40 @@ async fn a_keyless_booking_that_loses_a_deadlock_is_run_again() {
     .await;
     other.rollback().await.expect("give up");
     let answer = booking.await.expect("ran").expect("answered");
-    assert_eq!(answer.status(), reqwest::StatusCode::CREATED);
+    assert_eq!(
+        answer.status(),
+        reqwest::StatusCode::CREATED,
+        "{:?}",
+        answer.text().await
+    );
     assert_eq!(app.count("select count(*) from bookings").await, 1);
     // pg_stat_database is updated by the backends now and then; wait for it.
     wait_until("PostgreSQL to count the deadlock", async || {
         app.count(deadlocks).await > before
     })
     .await;
+    if let Some(key) = key {
+        // The one transaction that committed recorded its answer: a retry
+        // replays it and books nothing more.
+        let again = app
+            .http_client()
+            .post(format!("{base}/book"))
+            .header("idempotency-key", key)
+            .json(&json!({"room_name": "ROOM7", "user_name": "user3", "date": night}))
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(again.status(), reqwest::StatusCode::CREATED);
+        assert_eq!(
+            again
+                .headers()
+                .get("idempotent-replayed")
+                .map(|v| v.as_bytes()),
+            Some(&b"true"[..])
+        );
+        assert_eq!(app.count("select count(*) from bookings").await, 1);
+        assert_eq!(app.count("select count(*) from idempotency_keys").await, 1);
+    }
 }
 
 /// A guest's live bookings are counted after every other booking of its has

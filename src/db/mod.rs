@@ -232,17 +232,23 @@ where
                 if attempt >= TRANSACTION_ATTEMPTS || !error.retryable() {
                     return Err(error);
                 }
-                tracing::info!(
-                    attempt,
-                    "transaction aborted by a concurrent one (a deadlock, say); running it again"
-                );
-                // A little jitter, so that the same two do not collide again.
-                let pause = 5 * u64::from(attempt) + u64::from(rand_jitter());
-                tokio::time::sleep(Duration::from_millis(pause)).await;
+                pause_before_attempt(attempt).await;
                 attempt += 1;
             }
         }
     }
+}
+
+/// Logs that a transaction lost to a concurrent one (a deadlock, say) after
+/// `attempt` attempts, then waits a little longer each time, with a little
+/// jitter, so that the same two do not collide again.
+pub async fn pause_before_attempt(attempt: u32) {
+    tracing::info!(
+        attempt,
+        "transaction aborted by a concurrent one (a deadlock, say); running it again"
+    );
+    let pause = 5 * u64::from(attempt) + u64::from(rand_jitter());
+    tokio::time::sleep(Duration::from_millis(pause)).await;
 }
 
 fn rand_jitter() -> u8 {

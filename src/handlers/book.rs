@@ -17,7 +17,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::extract::{IdempotencyKey, IdempotencyKeyHeader, Json};
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"room_name": "ROOM7", "user_name": "user3", "date": "24.11.27"}))]
 pub struct BookNight {
     /// A room of the default hotel.
@@ -99,7 +99,8 @@ pub async fn book(
         return answer(booked, &request, night);
     }
     let limits = state.limits.booking;
-    idempotency::run(&state, caller.id, key, move |conn| {
+    idempotency::run(&state, caller.id, key, |conn| {
+        let (wanted, request) = (wanted.clone(), request.clone());
         Box::pin(async move { book_one(conn, &wanted, &request, &limits, guest).await })
     })
     .await

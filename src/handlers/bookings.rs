@@ -215,7 +215,8 @@ pub async fn create(
         by_guest: !caller.is_staff(),
     };
     let limits = state.limits.booking;
-    idempotency::run(&state, caller.id, key, move |conn| {
+    idempotency::run(&state, caller.id, key, |conn| {
+        let new_booking = new_booking.clone();
         Box::pin(async move {
             let booking = bookings::create_booking(conn, &new_booking, &limits).await?;
             Ok(created(

@@ -13,29 +13,56 @@ use axum::response::{IntoResponse, Response};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-use crate::db::BoxFuture;
 use crate::db::idempotency::{self, KeyState, StoredResponse};
+use crate::db::{BoxFuture, MaybeRetryable, TRANSACTION_ATTEMPTS, pause_before_attempt};
 use crate::error::{Error, ErrorCode, Result};
 use crate::extract::{IdempotencyKey, REPLAYED};
 use crate::state::AppState;
 
 /// Runs `work` on a connection of the pool; with a key, inside a transaction
-/// that also records (or replays) its answer.
+/// that also records (or replays) its answer. That transaction is run again
+/// when PostgreSQL aborted it for a concurrent one (a deadlock, say), as
+/// [`crate::db::in_transaction`] runs its own: nothing of it was committed,
+/// and its key was not recorded.
 pub async fn run<F>(
     state: &AppState,
     caller: Uuid,
     key: IdempotencyKey,
-    work: F,
+    mut work: F,
 ) -> Result<Response>
 where
-    F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<Response>>,
+    F: for<'c> FnMut(&'c mut PgConnection) -> BoxFuture<'c, Result<Response>>,
 {
     let mut conn = state.pool.acquire().await?;
     let Some((key, fingerprint)) = key.0 else {
         return work(&mut conn).await;
     };
+    let mut attempt = 1;
+    loop {
+        match run_keyed(&mut conn, caller, &key, &fingerprint.0, &mut work).await {
+            Err(error) if attempt < TRANSACTION_ATTEMPTS && error.retryable() => {
+                pause_before_attempt(attempt).await;
+                attempt += 1;
+            }
+            answered => return answered,
+        }
+    }
+}
+
+/// One attempt of [`run`] with a key: claim it, do the work, record its
+/// answer, commit; on an error the transaction is rolled back.
+async fn run_keyed<F>(
+    conn: &mut PgConnection,
+    caller: Uuid,
+    key: &str,
+    fingerprint: &[u8],
+    work: &mut F,
+) -> Result<Response>
+where
+    F: for<'c> FnMut(&'c mut PgConnection) -> BoxFuture<'c, Result<Response>>,
+{
     let mut tx = conn.begin().await?;
-    match idempotency::claim(&mut tx, caller, &key, &fingerprint.0).await? {
+    match idempotency::claim(&mut tx, caller, key, fingerprint).await? {
         KeyState::InUse => {
             return Err(Error::conflict(
                 ErrorCode::IdempotencyKeyInUse,
@@ -68,7 +95,7 @@ where
             .map(str::to_owned),
         body: body.to_vec(),
     };
-    if !idempotency::record(&mut tx, caller, &key, &fingerprint.0, &stored).await? {
+    if !idempotency::record(&mut tx, caller, key, fingerprint, &stored).await? {
         // Another request with the key recorded its answer: this one's work
         // is rolled back, and a retry replays the other's answer.
         tracing::warn!("an Idempotency-Key was recorded by another request meanwhile");
