@@ -158,6 +158,9 @@ pub struct Claims {
 pub struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// What a token must be: HS256, with `exp` and `sub`, not expired (no
+    /// leeway). Made once: it holds sets that every request would build again.
+    validation: Validation,
 }
 
 impl fmt::Debug for Keys {
@@ -174,9 +177,13 @@ impl Keys {
                 "JWT_SECRET must be at least {MIN_SECRET_LEN} bytes long"
             ));
         }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
         Ok(Keys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
+            validation,
         })
     }
 
@@ -196,10 +203,7 @@ impl Keys {
 
     /// Verifies signature (HS256 only) and expiry.
     pub fn verify(&self, token: &str) -> Result<Claims> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 0;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map(|data| data.claims)
             .map_err(|_| Error::Unauthorized)
     }

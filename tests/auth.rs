@@ -737,6 +737,7 @@ async fn the_role_is_the_databases_not_the_tokens() {
     app.create_user("other").await;
     let (staff, staff_token) = app.user_with_role("staff", Role::Staff).await;
     let (guest, _) = app.user_with_role("guest", Role::Guest).await;
+    let staff_bearer = format!("Bearer {staff_token}");
     let staff_token = Some(staff_token.as_str());
     assert_eq!(
         app.request_as(staff_token, Method::GET, "/users", None)
@@ -755,6 +756,24 @@ async fn the_role_is_the_databases_not_the_tokens() {
             .await,
         StatusCode::UNAUTHORIZED,
     );
+    // Nor does it book, not even for its own user (keyless: the one
+    // statement checks the caller's version; with a key: the same).
+    for key in [None, Some("ended-token")] {
+        let night = json!({"room_name": "SEED", "user_name": "staff", "date": day(2).to_string()});
+        let mut request = axum::http::Request::builder()
+            .method(Method::POST)
+            .uri("/book")
+            .header("authorization", &staff_bearer)
+            .header("content-type", "application/json");
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        let answer = app
+            .send(request.body(night.to_string().into()).expect("a request"))
+            .await;
+        assert_refusal(&answer, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(app.count("select count(*) from bookings").await, 0);
     // ...and a token of the new version carries the new role.
     let version: i32 = sqlx::query_scalar("select token_version from users where id = $1")
         .bind(staff)
