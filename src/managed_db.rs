@@ -108,6 +108,18 @@ pub enum ManagedDbError {
         log: String,
     },
     #[error(
+        "PostgreSQL in {dir} refuses the superuser's login ({message}). A cluster made by \
+         this service keeps that password in {dir}/superuser-password, which is {}; restore \
+         the file from the backup of this data directory, or set DATABASE_URL to reach the \
+         server with credentials of your own",
+        password_file_state(.password_file)
+    )]
+    Refused {
+        dir: PathBuf,
+        password_file: bool,
+        message: String,
+    },
+    #[error(
         "the managed PostgreSQL in {dir} died and could not be brought back in {seconds} s: {reason}"
     )]
     GaveUp {
@@ -233,6 +245,25 @@ enum NotReady {
     Exited,
     Timeout,
     Stopping,
+    /// The server runs but refuses the superuser's login (a password file
+    /// missing or wrong): waiting longer would not help.
+    Refused(String),
+}
+
+fn password_file_state(present: &bool) -> &'static str {
+    if *present {
+        "there but does not match"
+    } else {
+        "missing"
+    }
+}
+
+/// How the server answered an attempt to log in.
+enum Answer {
+    Accepted,
+    NotYet,
+    /// Authentication failed (`28P01`, `28000`), with PostgreSQL's message.
+    Refused(String),
 }
 
 impl ManagedPostgres {
@@ -259,12 +290,16 @@ impl ManagedPostgres {
         };
         if let Some(pid) = live_postmaster(server.data_dir()) {
             server.process = Process::Borrowed(pid);
-            if server.accepts_connections().await {
-                tracing::info!(dir = %server.data_dir().display(), "using the PostgreSQL already running there");
-                return Ok(server);
+            match server.answer().await {
+                Answer::Accepted => {
+                    tracing::info!(dir = %server.data_dir().display(), "using the PostgreSQL already running there");
+                    return Ok(server);
+                }
+                // Left running: it is not ours to stop.
+                Answer::Refused(message) => return Err(server.refused(message)),
+                // Starting ours will fail on the lock file, with a clear log.
+                Answer::NotYet => server.process = Process::Gone,
             }
-            // Starting ours will fail on the lock file, with a clear log.
-            server.process = Process::Gone;
         }
         remove_stale_pid_file(server.data_dir())?;
         let log = server.spawn()?;
@@ -273,7 +308,8 @@ impl ManagedPostgres {
             .await
         {
             Ok(()) => Ok(server),
-            // Dropping `server` stops a child that is still starting.
+            // Dropping `server` stops the child.
+            Err(NotReady::Refused(message)) => Err(server.refused(message)),
             Err(_) => Err(server.start_error(&log)),
         }
     }
@@ -414,8 +450,10 @@ impl ManagedPostgres {
         stopping: &(dyn Fn() -> bool + Sync),
     ) -> Result<(), NotReady> {
         loop {
-            if self.accepts_connections().await {
-                return Ok(());
+            match self.answer().await {
+                Answer::Accepted => return Ok(()),
+                Answer::Refused(message) => return Err(NotReady::Refused(message)),
+                Answer::NotYet => {}
             }
             if self.exit_status().is_some() {
                 return Err(NotReady::Exited);
@@ -430,13 +468,26 @@ impl ManagedPostgres {
         }
     }
 
-    async fn accepts_connections(&self) -> bool {
+    async fn answer(&self) -> Answer {
         match PgConnection::connect_with(&self.connect_options("postgres")).await {
             Ok(connection) => {
                 let _ = connection.close().await;
-                true
+                Answer::Accepted
             }
-            Err(_) => false,
+            Err(sqlx::Error::Database(error))
+                if matches!(error.code().as_deref(), Some("28P01" | "28000")) =>
+            {
+                Answer::Refused(error.message().to_owned())
+            }
+            Err(_) => Answer::NotYet,
+        }
+    }
+
+    fn refused(&self, message: String) -> ManagedDbError {
+        ManagedDbError::Refused {
+            dir: self.data_dir().to_path_buf(),
+            password_file: self.endpoint.password.is_some(),
+            message,
         }
     }
 
@@ -530,6 +581,10 @@ impl ManagedPostgres {
                         );
                         continue;
                     }
+                    Err(NotReady::Refused(message)) => {
+                        problem = self.refused(message).to_string();
+                        continue;
+                    }
                 }
             }
             self.process = Process::Gone;
@@ -550,6 +605,10 @@ impl ManagedPostgres {
                 Err(NotReady::Stopping) => return Err(RecoveryFailure::Stopping),
                 Err(NotReady::Exited | NotReady::Timeout) => {
                     problem = format!("postgres did not start; its log ends with:\n{}", log.tail());
+                    self.stop_server();
+                }
+                Err(NotReady::Refused(message)) => {
+                    problem = self.refused(message).to_string();
                     self.stop_server();
                 }
             }

@@ -252,6 +252,50 @@ async fn a_cluster_made_with_trust_is_still_reached_without_a_password() {
     );
 }
 
+/// A cluster whose password file is missing (a data directory restored
+/// without it, say) or wrong is refused at once, saying which and what to
+/// do, instead of after the start's timeout of a minute; the server started
+/// for the attempt is stopped again.
+#[tokio::test]
+async fn a_cluster_that_refuses_the_kept_password_is_reported_at_once() {
+    let dir = TempDir::new();
+    let server = ManagedPostgres::start(dir.path(), &EPHEMERAL)
+        .await
+        .expect("start");
+    drop(server);
+    let password_file = dir.path().join("superuser-password");
+    std::fs::remove_file(&password_file).expect("remove the password file");
+    for (present, says) in [(false, "missing"), (true, "does not match")] {
+        if present {
+            std::fs::write(&password_file, "not-the-password").expect("write");
+        }
+        let started = Instant::now();
+        let error = ManagedPostgres::start(dir.path(), &EPHEMERAL)
+            .await
+            .expect_err("refused");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "took {:?}: {error}",
+            started.elapsed()
+        );
+        assert!(
+            matches!(error, ManagedDbError::Refused { password_file, .. } if password_file == present),
+            "{error}"
+        );
+        let text = error.to_string();
+        assert!(
+            text.contains("superuser-password")
+                && text.contains(says)
+                && text.contains("DATABASE_URL"),
+            "{text}"
+        );
+        assert!(
+            !dir.path().join("postmaster.pid").exists(),
+            "the server started for the attempt is stopped"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_supervisor_restarts_a_killed_postgres() {
     capture_logs();
