@@ -5,7 +5,7 @@ mod common;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use chrono::{Days, NaiveDate, Utc};
-use common::{TestApp, test_limits};
+use common::{LOCK_WAITS, TestApp, test_limits, wait_until};
 use room_booking::Limits;
 use room_booking::domain::Role;
 use serde_json::json;
@@ -320,21 +320,6 @@ async fn hold_the_bookings(app: &TestApp) -> sqlx::Transaction<'static, sqlx::Po
         .await
         .expect("lock rooms");
     lock
-}
-
-/// Sessions of this test's database waiting for a lock.
-const LOCK_WAITS: &str = "select count(*) from pg_stat_activity
-                          where datname = current_database() and wait_event_type = 'Lock'";
-
-async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !done().await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "waited 20 s for {what}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
 }
 
 /// Sends `wanted` at once through HTTP; answers each one's status and body.
@@ -811,20 +796,11 @@ async fn a_booking_that_loses_a_deadlock(key: Option<&str>) {
     let deadlocks = "select deadlocks from pg_stat_database where datname = current_database()";
     let before = app.count(deadlocks).await;
     // PostgreSQL looks for a deadlock once per wait, deadlock_timeout after
-    // it began: the booking's sessions (opened after this) look after 2 s,
+    // it began: the booking's sessions look after 2 s,
     // well after the other transaction has begun to wait, and well within
     // the booking's wait of 5 s, within which it may run again; the other
     // transaction never looks first.
-    let database: String = sqlx::query_scalar("select current_database()")
-        .fetch_one(&app.pool)
-        .await
-        .expect("the database's name");
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "alter database {database} set deadlock_timeout = '2s'"
-    )))
-    .execute(&app.pool)
-    .await
-    .expect("set deadlock_timeout");
+    app.set_deadlock_timeout("2s").await;
     let mut other = app.pool.begin().await.expect("a transaction");
     sqlx::query("set local deadlock_timeout = '60s'")
         .execute(&mut *other)

@@ -5,7 +5,7 @@ mod common;
 
 use axum::http::{Method, StatusCode};
 use chrono::{Datelike, Days, NaiveDate, Utc, Weekday};
-use common::TestApp;
+use common::{LOCK_WAITS, TestApp, wait_until};
 use serde_json::{Value, json};
 
 fn day(offset: u64) -> NaiveDate {
@@ -807,6 +807,79 @@ async fn race_with_deletion(
     let status = answer.status().as_u16();
     let body = answer.json().await.expect("a JSON body");
     (status, body, deletion.expect("answer").status().as_u16())
+}
+
+/// A `POST /bookings` with an `Idempotency-Key` whose transaction loses a
+/// deadlock is run again whole (the key's claim, the allocation, the
+/// insert), once the savepoint of its allocation has passed the deadlock
+/// on, and books the room it would have booked alone. The deadlock: another
+/// transaction holds the guest's user row; the booking inserts its nights
+/// and waits for that row (its foreign key); the other transaction then
+/// wants the same nights and waits for the booking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_keyed_booking_that_loses_a_deadlock_is_run_again() {
+    let app = TestApp::new().await;
+    let base = app.serve().await;
+    let h = hotel(&app, "UTC", 1, Some(48)).await;
+    let (check_in, check_out) = (day(10), day(12));
+    let deadlocks = "select deadlocks from pg_stat_database where datname = current_database()";
+    let before = app.count(deadlocks).await;
+    // The booking's sessions look for a deadlock after 2 s, the other
+    // transaction after 60: the booking is the one that loses.
+    app.set_deadlock_timeout("2s").await;
+    let mut other = app.pool.begin().await.expect("a transaction");
+    sqlx::query("set local deadlock_timeout = '60s'")
+        .execute(&mut *other)
+        .await
+        .expect("set deadlock_timeout");
+    sqlx::query("select 1 from users where id = $1::uuid for update")
+        .bind(&h.user)
+        .execute(&mut *other)
+        .await
+        .expect("lock the user");
+    let booking = tokio::spawn(
+        app.http_client()
+            .post(format!("{base}/bookings"))
+            .header("idempotency-key", "deadlock-bookings")
+            .json(&h.stay(check_in, check_out))
+            .send(),
+    );
+    wait_until("the booking to wait for the user's row", async || {
+        app.count(LOCK_WAITS).await == 1
+    })
+    .await;
+    sqlx::query(
+        "insert into bookings (room_id, user_id, stay, check_in_at, check_out_at)
+         select r.id, $2::uuid, daterange($3, $4), now(), now() + interval '1 day'
+         from rooms r where r.hotel_id = $1::uuid",
+    )
+    .bind(&h.hotel)
+    .bind(&h.user)
+    .bind(check_in)
+    .bind(check_out)
+    .execute(&mut *other)
+    .await
+    .expect("the other transaction's nights, once the booking lost the deadlock");
+    wait_until(
+        "the booking, run again, to wait for the other nights",
+        async || app.count(LOCK_WAITS).await == 1,
+    )
+    .await;
+    other.rollback().await.expect("give up");
+    let answer = booking.await.expect("ran").expect("answered");
+    assert_eq!(
+        answer.status(),
+        reqwest::StatusCode::CREATED,
+        "{:?}",
+        answer.text().await
+    );
+    assert_eq!(app.count("select count(*) from bookings").await, 1);
+    assert_eq!(app.count("select count(*) from invoices").await, 1);
+    assert_eq!(app.count("select count(*) from idempotency_keys").await, 1);
+    wait_until("PostgreSQL to count the deadlock", async || {
+        app.count(deadlocks).await > before
+    })
+    .await;
 }
 
 /// A hotel of one room with a booking for `stay` in it, and a spare room of

@@ -213,12 +213,18 @@ pub type BoxFuture<'c, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T
 /// Runs `work` in a transaction (a savepoint when `conn` is already in one),
 /// commits on success and rolls back on error; an error that is
 /// [`MaybeRetryable::retryable`] (a deadlock, say) runs it again, up to
-/// [`TRANSACTION_ATTEMPTS`] times in all.
+/// [`TRANSACTION_ATTEMPTS`] times in all. In a savepoint, a deadlock or a
+/// serialization failure is passed on instead: the locks the enclosing
+/// transaction already holds may be part of the cycle, so it is that
+/// transaction that is run again, by its runner (a request with an
+/// `Idempotency-Key`, `handlers::idempotency::run`), and the attempts are
+/// not multiplied.
 pub async fn in_transaction<T, E, F>(conn: &mut PgConnection, mut work: F) -> Result<T, E>
 where
     E: MaybeRetryable,
     F: for<'c> FnMut(&'c mut PgConnection) -> BoxFuture<'c, Result<T, E>>,
 {
+    let nested = conn.is_in_transaction();
     let mut attempt = 1;
     loop {
         let mut tx = conn.begin().await?;
@@ -229,7 +235,8 @@ where
             }
             Err(error) => {
                 tx.rollback().await?;
-                if attempt >= TRANSACTION_ATTEMPTS || !error.retryable() {
+                let aborted = error.database_error().is_some_and(is_retryable);
+                if attempt >= TRANSACTION_ATTEMPTS || !error.retryable() || (nested && aborted) {
                     return Err(error);
                 }
                 pause_before_attempt(attempt).await;

@@ -500,6 +500,47 @@ impl TestApp {
             .await
             .expect("count query")
     }
+
+    /// Sets `deadlock_timeout` for this test's database: for the sessions
+    /// opened from now on, and for those the service's pool already holds
+    /// (they would keep the old value). A test that builds a deadlock sets it
+    /// long, so that the side it wants to lose is the one that looks.
+    pub async fn set_deadlock_timeout(&self, value: &str) {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "alter database {} set deadlock_timeout = '{value}'",
+            self.database
+        )))
+        .execute(&self.pool)
+        .await
+        .expect("set deadlock_timeout");
+        let mut opened = Vec::new();
+        for _ in 0..self.pool.size() {
+            let mut conn = self.pool.acquire().await.expect("a connection");
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "set deadlock_timeout = '{value}'"
+            )))
+            .execute(&mut *conn)
+            .await
+            .expect("set deadlock_timeout");
+            opened.push(conn);
+        }
+    }
+}
+
+/// Sessions of this test's database waiting for a lock.
+pub const LOCK_WAITS: &str = "select count(*) from pg_stat_activity
+                              where datname = current_database() and wait_event_type = 'Lock'";
+
+/// Waits until `done`, at most 20 s.
+pub async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited 20 s for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 /// `/hotels/{hotel}/rates?x` → `/hotels/{}/rates`.
