@@ -793,54 +793,24 @@ async fn a_booking_that_loses_a_deadlock(key: Option<&str>) {
     let app = app_with_room_and_user().await;
     let base = app.serve().await;
     let night = in_days(4);
-    let deadlocks = "select deadlocks from pg_stat_database where datname = current_database()";
-    let before = app.count(deadlocks).await;
-    // PostgreSQL looks for a deadlock once per wait, deadlock_timeout after
-    // it began: the booking's sessions look after 2 s,
-    // well after the other transaction has begun to wait, and well within
-    // the booking's wait of 5 s, within which it may run again; the other
-    // transaction never looks first.
-    app.set_deadlock_timeout("2s").await;
-    let mut other = app.pool.begin().await.expect("a transaction");
-    sqlx::query("set local deadlock_timeout = '60s'")
-        .execute(&mut *other)
+    let user3: uuid::Uuid = sqlx::query_scalar("select id from users where name = 'user3'")
+        .fetch_one(&app.pool)
         .await
-        .expect("set deadlock_timeout");
-    sqlx::query("select 1 from users where name = 'user3' for update")
-        .execute(&mut *other)
-        .await
-        .expect("lock the user");
-    let mut headers = reqwest::header::HeaderMap::new();
+        .expect("user3");
+    let mut request = app
+        .http_client()
+        .post(format!("{base}/book"))
+        .json(&json!({"room_name": "ROOM7", "user_name": "user3", "date": night}));
     if let Some(key) = key {
-        headers.insert("idempotency-key", key.parse().expect("a header value"));
+        request = request.header("idempotency-key", key);
     }
-    let booking = tokio::spawn(
-        app.http_client()
-            .post(format!("{base}/book"))
-            .json(&json!({"room_name": "ROOM7", "user_name": "user3", "date": night}))
-            .headers(headers)
-            .send(),
-    );
-    wait_until("the booking to wait for the user's row", async || {
-        app.count(LOCK_WAITS).await == 1
-    })
-    .await;
-    sqlx::query(
+    let conflicting = sqlx::query(
         "insert into bookings (room_id, user_id, stay, check_in_at, check_out_at)
          select r.id, u.id, daterange($1::date, $1::date + 1), now(), now() + interval '1 day'
          from rooms r, users u where r.name = 'ROOM7' and u.name = 'user3'",
     )
-    .bind(night)
-    .execute(&mut *other)
-    .await
-    .expect("the other transaction's night, once the booking lost the deadlock");
-    wait_until(
-        "the booking, run again, to wait for the other night",
-        async || app.count(LOCK_WAITS).await == 1,
-    )
-    .await;
-    other.rollback().await.expect("give up");
-    let answer = booking.await.expect("ran").expect("answered");
+    .bind(night);
+    let answer = app.lose_a_deadlock(user3, request, conflicting).await;
     assert_eq!(
         answer.status(),
         reqwest::StatusCode::CREATED,
@@ -848,11 +818,6 @@ async fn a_booking_that_loses_a_deadlock(key: Option<&str>) {
         answer.text().await
     );
     assert_eq!(app.count("select count(*) from bookings").await, 1);
-    // pg_stat_database is updated by the backends now and then; wait for it.
-    wait_until("PostgreSQL to count the deadlock", async || {
-        app.count(deadlocks).await > before
-    })
-    .await;
     if let Some(key) = key {
         // The one transaction that committed recorded its answer: a retry
         // replays it and books nothing more.

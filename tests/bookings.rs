@@ -5,7 +5,7 @@ mod common;
 
 use axum::http::{Method, StatusCode};
 use chrono::{Datelike, Days, NaiveDate, Utc, Weekday};
-use common::{LOCK_WAITS, TestApp, wait_until};
+use common::TestApp;
 use serde_json::{Value, json};
 
 fn day(offset: u64) -> NaiveDate {
@@ -822,51 +822,22 @@ async fn a_keyed_booking_that_loses_a_deadlock_is_run_again() {
     let base = app.serve().await;
     let h = hotel(&app, "UTC", 1, Some(48)).await;
     let (check_in, check_out) = (day(10), day(12));
-    let deadlocks = "select deadlocks from pg_stat_database where datname = current_database()";
-    let before = app.count(deadlocks).await;
-    // The booking's sessions look for a deadlock after 2 s, the other
-    // transaction after 60: the booking is the one that loses.
-    app.set_deadlock_timeout("2s").await;
-    let mut other = app.pool.begin().await.expect("a transaction");
-    sqlx::query("set local deadlock_timeout = '60s'")
-        .execute(&mut *other)
-        .await
-        .expect("set deadlock_timeout");
-    sqlx::query("select 1 from users where id = $1::uuid for update")
-        .bind(&h.user)
-        .execute(&mut *other)
-        .await
-        .expect("lock the user");
-    let booking = tokio::spawn(
-        app.http_client()
-            .post(format!("{base}/bookings"))
-            .header("idempotency-key", "deadlock-bookings")
-            .json(&h.stay(check_in, check_out))
-            .send(),
-    );
-    wait_until("the booking to wait for the user's row", async || {
-        app.count(LOCK_WAITS).await == 1
-    })
-    .await;
-    sqlx::query(
+    let user = uuid::Uuid::parse_str(&h.user).expect("a uuid");
+    let request = app
+        .http_client()
+        .post(format!("{base}/bookings"))
+        .header("idempotency-key", "deadlock-bookings")
+        .json(&h.stay(check_in, check_out));
+    let conflicting = sqlx::query(
         "insert into bookings (room_id, user_id, stay, check_in_at, check_out_at)
-         select r.id, $2::uuid, daterange($3, $4), now(), now() + interval '1 day'
-         from rooms r where r.hotel_id = $1::uuid",
+         select r.id, $2, daterange($3, $4), now(), now() + interval '1 day'
+         from rooms r where r.hotel_id = $1",
     )
-    .bind(&h.hotel)
-    .bind(&h.user)
+    .bind(uuid::Uuid::parse_str(&h.hotel).expect("a uuid"))
+    .bind(user)
     .bind(check_in)
-    .bind(check_out)
-    .execute(&mut *other)
-    .await
-    .expect("the other transaction's nights, once the booking lost the deadlock");
-    wait_until(
-        "the booking, run again, to wait for the other nights",
-        async || app.count(LOCK_WAITS).await == 1,
-    )
-    .await;
-    other.rollback().await.expect("give up");
-    let answer = booking.await.expect("ran").expect("answered");
+    .bind(check_out);
+    let answer = app.lose_a_deadlock(user, request, conflicting).await;
     assert_eq!(
         answer.status(),
         reqwest::StatusCode::CREATED,
@@ -876,10 +847,6 @@ async fn a_keyed_booking_that_loses_a_deadlock_is_run_again() {
     assert_eq!(app.count("select count(*) from bookings").await, 1);
     assert_eq!(app.count("select count(*) from invoices").await, 1);
     assert_eq!(app.count("select count(*) from idempotency_keys").await, 1);
-    wait_until("PostgreSQL to count the deadlock", async || {
-        app.count(deadlocks).await > before
-    })
-    .await;
 }
 
 /// A hotel of one room with a booking for `stay` in it, and a spare room of

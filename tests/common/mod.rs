@@ -527,6 +527,62 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Makes `request` lose a deadlock and answers what it answered in the
+    /// end. Another transaction holds the row of the user `user` (as a
+    /// guest's `POST /bookings` does); `request` inserts its nights and waits
+    /// for that row (its foreign key); the other transaction then runs
+    /// `conflicting`, an insert of the same nights, and waits for `request`.
+    /// PostgreSQL looks for a deadlock once per wait, `deadlock_timeout`
+    /// after it began: 2 s for the service's sessions (well after the other
+    /// transaction has begun to wait, well within the request's time), 60 s
+    /// for the other transaction, so the request is the one that loses. Run
+    /// again, it waits for the other transaction, which then gives up.
+    /// Checks that PostgreSQL counted the deadlock.
+    pub async fn lose_a_deadlock(
+        &self,
+        user: uuid::Uuid,
+        request: reqwest::RequestBuilder,
+        conflicting: sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> reqwest::Response {
+        let deadlocks = "select deadlocks from pg_stat_database where datname = current_database()";
+        let before = self.count(deadlocks).await;
+        self.set_deadlock_timeout("2s").await;
+        let mut other = self.pool.begin().await.expect("a transaction");
+        sqlx::query("set local deadlock_timeout = '60s'")
+            .execute(&mut *other)
+            .await
+            .expect("set deadlock_timeout");
+        sqlx::query("select 1 from users where id = $1 for update")
+            .bind(user)
+            .execute(&mut *other)
+            .await
+            .expect("lock the user");
+        let answer = tokio::spawn(request.send());
+        wait_until("the request to wait for the user's row", async || {
+            self.count(LOCK_WAITS).await == 1
+        })
+        .await;
+        conflicting
+            .execute(&mut *other)
+            .await
+            .expect("the other transaction's nights, once the request lost the deadlock");
+        wait_until(
+            "the request, run again, to wait for the other nights",
+            async || self.count(LOCK_WAITS).await == 1,
+        )
+        .await;
+        other.rollback().await.expect("give up");
+        let answer = answer.await.expect("ran").expect("answered");
+        // pg_stat_database is updated by the backends now and then; wait for it.
+        wait_until("PostgreSQL to count the deadlock", async || {
+            self.count(deadlocks).await > before
+        })
+        .await;
+        answer
+    }
+}
+
 /// Sessions of this test's database waiting for a lock.
 pub const LOCK_WAITS: &str = "select count(*) from pg_stat_activity
                               where datname = current_database() and wait_event_type = 'Lock'";
