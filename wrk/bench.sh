@@ -56,7 +56,10 @@
 # runs the seed workload at -t4 -c10 under `perf record -a -g` and writes
 # wrk/results/flamegraph-seed.svg (the service's stacks; needs inferno:
 # `cargo install inferno`), wrk/results/profile-seed.md (CPU by process,
-# the service's hottest functions, pg_stat_statements of the run).
+# the service's hottest functions, pg_stat_statements of the run); then runs
+# wrk/reference.sql under pgbench (-c8, as long) under `perf record -a -g` too,
+# and puts PostgreSQL's CPU by function side by side: per request of the
+# service's run, per transaction of the reference's.
 #
 # Environment:
 #   PORT            first HTTP port on 127.0.0.1 (default 3000; it and the next
@@ -979,6 +982,16 @@ if [[ $PROFILE == 1 ]]; then
         || { cat "$RUN_DIR/perf-record.log" >&2; die "perf record failed"; }
     pgss_snapshot "$RUN_DIR/$tag.pgss"
     harvest_log
+    # The reference under pgbench, profiled the same way, with as many clients
+    # as wrk opens connections (8): what PostgreSQL's work costs it there.
+    reset_bookings
+    log "profile: pgbench -c8 -j4 -T$DURATION of wrk/reference.sql, perf record -a -g"
+    perf record -a -g -F 499 -o "$RUN_DIR/perf-reference.data" -- \
+        pgbench -n -M prepared "${PGBENCH_VARS[@]}" -c 8 -j 4 -T "$DURATION" \
+            -f "$RUN_DIR/seed-reference.pgbench" "$DB_URL" >"$RUN_DIR/$tag.pgbench" 2>"$RUN_DIR/perf-record-reference.log" \
+        || { cat "$RUN_DIR/perf-record-reference.log" >&2; die "perf record of pgbench failed"; }
+    perf script -i "$PERF_DATA" --comms postgres 2>/dev/null >"$RUN_DIR/perf-postgres.txt" || true
+    perf script -i "$RUN_DIR/perf-reference.data" --comms postgres 2>/dev/null >"$RUN_DIR/perf-postgres-reference.txt" || true
     mkdir -p "$RESULTS_DIR"
     SERVICE_PID="${SERVICE_PIDS[0]}"
     perf script -i "$PERF_DATA" --pid "$SERVICE_PID" 2>/dev/null >"$RUN_DIR/perf-service.txt"
@@ -1043,6 +1056,61 @@ if os.path.exists(folded):
     md += ["Where the service's own CPU goes (share of its samples whose stack contains such a frame; "
            "the kinds overlap):", "", "| share | kind |", "|---:|---|"]
     md += [f"| {100 * counts[k] / total:.1f} % | {k} |" for k, _ in kinds if total]
+    md.append("")
+# PostgreSQL's side: CPU per request (the service's run) and per transaction
+# (the reference under pgbench), in microseconds, by the functions on the
+# stack (inclusive; 499 samples a second of each core).
+def postgres_functions(path):
+    samples, counts = 0, {}
+    frames = []
+    def flush():
+        nonlocal samples
+        if frames:
+            samples += 1
+            for name in set(frames):
+                counts[name] = counts.get(name, 0) + 1
+    for line in open(path, errors="replace"):
+        if not line.strip():
+            flush(); frames = []
+        elif line[0] in " \t":
+            parts = line.split(None, 1)
+            if len(parts) == 2:
+                frames.append(parts[1].rsplit(" (", 1)[0].split("+0x")[0])
+    flush()
+    return samples, counts
+reference_tx = None
+for line in open(f"{run_dir}/{tag}.pgbench"):
+    if line.startswith("number of transactions actually processed:"):
+        reference_tx = int(line.split(":")[1].split("/")[0])
+functions = [
+    ("PostgresMain", "the backend, all of it"),
+    ("PortalRun", "running the statement"),
+    ("standard_ExecutorStart", "setting up the plan's nodes"),
+    ("standard_ExecutorRun", "the lookups and the insert attempt"),
+    ("ExecCheckIndexConstraints", "the exclusion constraint's probe"),
+    ("ExecConstraints", "the CHECK constraints"),
+    ("GetCachedPlan", "the prepared statement's plan"),
+    ("CommitTransactionCommand", "commit"),
+    ("pq_getbyte", "reading from the client"),
+    ("__send", "writing to the client"),
+    ("epoll_wait", "waiting for the client"),
+]
+try:
+    service_samples, service_counts = postgres_functions(f"{run_dir}/perf-postgres.txt")
+    reference_samples, reference_counts = postgres_functions(f"{run_dir}/perf-postgres-reference.txt")
+except OSError:
+    service_samples = 0
+if service_samples and reference_samples and reference_tx:
+    per_request = 1e6 / 499 / n
+    per_transaction = 1e6 / 499 / reference_tx
+    md += ["PostgreSQL's CPU by function on the stack (inclusive), in microseconds per request of the "
+           f"service's run and per transaction of `wrk/reference.sql` under pgbench (-c8 -j4, {duration} s, "
+           f"{reference_tx} transactions), from `perf script --comms postgres`:", "",
+           "| function | what | service run, µs/request | reference, µs/transaction |", "|---|---|---:|---:|",
+           f"| (all samples) | PostgreSQL's processes | {service_samples * per_request:.1f} | "
+           f"{reference_samples * per_transaction:.1f} |"]
+    md += [f"| `{f}` | {what} | {service_counts.get(f, 0) * per_request:.1f} | "
+           f"{reference_counts.get(f, 0) * per_transaction:.1f} |" for f, what in functions]
     md.append("")
 if pgss:
     calls = sum(s["calls"] for s in pgss)
