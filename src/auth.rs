@@ -210,14 +210,25 @@ impl Keys {
 }
 
 /// A secret for the managed database, made once and kept in the data
-/// directory with mode 0600. It is written whole to a file of its own, then
-/// linked into place, so a crash never leaves `path` empty, and two processes
-/// starting at once agree on one secret. An empty `path` (left by an older
-/// version's crash) signed nothing and is replaced.
+/// directory with mode 0600. One process at a time reads or makes it, under
+/// an exclusive lock of `<path>.lock`, so that two processes starting at once
+/// agree on one secret. It is written whole to a file of its own, then renamed
+/// into place, so a crash never leaves `path` empty or half written. An empty
+/// `path` (left by an older version's crash) signed nothing and is replaced.
 pub fn load_or_create_secret(path: &Path) -> std::io::Result<String> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(lock_path)?;
+    // Released when `lock` is closed, at the end of this function.
+    lock.lock()?;
     match fs::read_to_string(path) {
         Ok(secret) if !secret.trim().is_empty() => return Ok(secret.trim().to_owned()),
-        Ok(_) => fs::remove_file(path)?,
+        Ok(_) => {}
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
         Err(error) => return Err(error),
     }
@@ -225,21 +236,23 @@ pub fn load_or_create_secret(path: &Path) -> std::io::Result<String> {
     OsRng.fill_bytes(&mut bytes);
     let secret: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
     let mut draft = path.as_os_str().to_owned();
-    draft.push(format!(".{}.new", std::process::id()));
+    draft.push(".new");
     let draft = std::path::PathBuf::from(draft);
-    // A draft left by an earlier process of the same id is of no use.
-    let _ = fs::remove_file(&draft);
-    let written = write_new(&draft, &secret).and_then(|()| fs::hard_link(&draft, path));
-    let _ = fs::remove_file(&draft);
-    match written {
-        Ok(()) => Ok(secret),
-        // Another process made it first: use its secret.
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-            Ok(fs::read_to_string(path)?.trim().to_owned())
-        }
-        // A file system without hard links: create the file itself.
-        Err(_) => write_new(path, &secret).map(|()| secret),
+    // A draft left by a crash is of no use.
+    match fs::remove_file(&draft) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+        _ => {}
     }
+    let written = write_new(&draft, &secret).and_then(|()| fs::rename(&draft, path));
+    if written.is_err() {
+        let _ = fs::remove_file(&draft);
+    }
+    written?;
+    // The rename itself is on disk once the directory is.
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(secret)
 }
 
 /// Creates `path` (mode 0600), which must not exist, with `secret` in it, on disk.

@@ -173,6 +173,10 @@ pub struct Config {
 /// The longest time any setting takes: a day.
 const MAX_SECONDS: f64 = 86_400.0;
 
+/// The shortest: a millisecond, the resolution of the service's timers (a
+/// shorter timeout or period would silently become one).
+const MIN_SECONDS: f64 = 0.001;
+
 /// A delay in seconds; zero is none.
 fn parse_delay(text: &str) -> Result<Duration, String> {
     match text.parse::<f64>() {
@@ -185,9 +189,9 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
     let seconds: f64 = text
         .parse()
         .map_err(|_| format!("`{text}` is not a number of seconds"))?;
-    if !(seconds > 0.0 && seconds <= MAX_SECONDS) {
+    if !(MIN_SECONDS..=MAX_SECONDS).contains(&seconds) {
         return Err(format!(
-            "`{text}` must be a positive number of seconds, at most {MAX_SECONDS}"
+            "`{text}` must be a number of seconds from {MIN_SECONDS} (a millisecond) to {MAX_SECONDS}"
         ));
     }
     Ok(Duration::from_secs_f64(seconds))
@@ -208,7 +212,11 @@ mod tests {
     #[test]
     fn durations_are_bounded_and_a_delay_may_be_zero() {
         assert_eq!(parse_seconds("0.1"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_seconds("0.001"), Ok(Duration::from_millis(1)));
         assert!(parse_seconds("0").is_err());
+        assert!(parse_seconds("0.0009").is_err());
+        assert!(parse_seconds("0.000001").is_err());
+        assert!(parse_delay("0.0001").is_err());
         assert!(parse_seconds("1e30").is_err());
         assert!(parse_seconds("NaN").is_err());
         assert_eq!(parse_delay("0"), Ok(Duration::ZERO));

@@ -244,7 +244,9 @@ fn per_address_rate_limit(
         .finish();
     let config = match config {
         Some(config) => config,
-        // Unreachable: period and burst are made non-zero above.
+        // Unreachable: the settings are at least a millisecond and 1
+        // (`config::parse_seconds`, clap's ranges), and made so above for
+        // `Limits` built otherwise.
         None => GovernorConfigBuilder::default()
             .key_extractor(ClientAddress)
             .finish()

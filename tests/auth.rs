@@ -1177,10 +1177,55 @@ fn the_managed_secret_is_made_once_and_never_left_empty() {
     assert_eq!(remade.len(), 96);
     assert_ne!(remade, secret);
     assert_eq!(std::fs::read_to_string(&path).expect("the file"), remade);
-    let names: Vec<_> = std::fs::read_dir(&dir)
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
         .expect("the directory")
         .map(|entry| entry.expect("an entry").file_name())
         .collect();
-    assert_eq!(names, ["jwt-secret"]);
+    names.sort();
+    assert_eq!(names, ["jwt-secret", "jwt-secret.lock"]);
+    std::fs::remove_dir_all(&dir).expect("clean up");
+}
+
+/// Processes that start at once on a data directory without a secret, or
+/// with the empty file of an older version's crash, all get the one secret
+/// that ends up in the file (each thread opens the lock file apart, as a
+/// process would).
+#[test]
+fn processes_starting_at_once_agree_on_one_secret() {
+    use room_booking::auth::load_or_create_secret;
+
+    let dir = std::env::temp_dir().join(format!("rb-secret-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir(&dir).expect("a directory");
+    let path = dir.join("jwt-secret");
+    for round in 0..40 {
+        if round % 2 == 0 {
+            let _ = std::fs::remove_file(&path);
+        } else {
+            std::fs::write(&path, "").expect("empty it");
+        }
+        let start = std::sync::Barrier::new(8);
+        let secrets: Vec<String> = std::thread::scope(|scope| {
+            let starters: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        start.wait();
+                        load_or_create_secret(&path).expect("a secret")
+                    })
+                })
+                .collect();
+            starters
+                .into_iter()
+                .map(|starter| starter.join().expect("no panic"))
+                .collect()
+        });
+        let kept = std::fs::read_to_string(&path).expect("the file");
+        assert_eq!(kept.len(), 96, "round {round}");
+        for secret in &secrets {
+            assert_eq!(
+                secret, &kept,
+                "round {round}: every starter uses the kept secret"
+            );
+        }
+    }
     std::fs::remove_dir_all(&dir).expect("clean up");
 }

@@ -456,3 +456,30 @@ async fn an_unmigrated_database_is_refused_with_what_to_run() {
         Role::Admin
     );
 }
+
+/// A timeout or period under a millisecond (the resolution of the service's
+/// timers) stops start-up with a message naming the setting, before any
+/// database is reached.
+#[test]
+fn settings_in_seconds_under_a_millisecond_are_refused() {
+    for (variable, flag) in [
+        ("REQUEST_TIMEOUT", "--request-timeout"),
+        ("POOL_ACQUIRE_TIMEOUT", "--acquire-timeout"),
+        ("HEADER_READ_TIMEOUT", "--header-read-timeout"),
+        ("AUTH_PERIOD", "--auth-period"),
+        ("SEARCH_PERIOD", "--search-period"),
+        ("REFUSAL_DELAY", "--refusal-delay"),
+    ] {
+        let output = room_booking("postgres://nobody@127.0.0.1:1/none")
+            .env(variable, "0.0005")
+            .arg("serve")
+            .output()
+            .expect("run room-booking");
+        assert_eq!(output.status.code(), Some(2), "{variable}");
+        let message = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            message.contains(flag) && message.contains("from 0.001 (a millisecond)"),
+            "{variable}: {message}"
+        );
+    }
+}
