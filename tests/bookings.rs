@@ -5,7 +5,7 @@ mod common;
 
 use axum::http::{Method, StatusCode};
 use chrono::{Datelike, Days, NaiveDate, Utc, Weekday};
-use common::TestApp;
+use common::{LOCK_WAITS, TestApp, wait_until};
 use serde_json::{Value, json};
 
 fn day(offset: u64) -> NaiveDate {
@@ -1019,4 +1019,100 @@ async fn a_hotels_new_time_zone_or_times_move_its_bookings_instants() {
         format!("{}T15:00:00+09:00", day(10))
     );
     assert_eq!(instants(&cancelled).await, cancelled_before);
+}
+
+/// A change of a hotel's time zone and a booking at the same moment: the
+/// booking ends with the new zone's instants whichever comes first. A
+/// transaction writing a booking when the change comes (here one of the
+/// test's own, not yet committed) is waited for, and its booking moved; a
+/// booking that comes while the change is under way (held here by a lock on
+/// the hotel's row) waits for it, and reads the new zone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_booking_made_during_a_time_zone_change_gets_the_new_zones_instants() {
+    let app = TestApp::new().await;
+    let base = app.serve().await;
+    let h = hotel(&app, "UTC", 2, Some(48)).await;
+    let hotel_id = uuid::Uuid::parse_str(&h.hotel).expect("a uuid");
+    let client = app.http_client();
+    let change_zone = |zone: &str| {
+        client
+            .patch(format!("{base}/hotels/{}", h.hotel))
+            .json(&json!({ "timezone": zone }))
+            .send()
+    };
+    let utc = |id: uuid::Uuid| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(
+                "select to_char(check_in_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI')
+                 from bookings where id = $1",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .expect("the booking")
+        }
+    };
+
+    // A booking in progress (computed from the hotel as it is: UTC) when the
+    // zone changes to Tokyo (UTC+9: 14:00 there is 05:00 UTC).
+    let mut writing = app.pool.begin().await.expect("a transaction");
+    let in_progress: uuid::Uuid = sqlx::query_scalar(
+        "insert into bookings (room_id, user_id, stay, check_in_at, check_out_at)
+         select r.id, $2, daterange($3, $3 + 1), ($3 + h.check_in_time) at time zone h.timezone,
+                ($3 + 1 + h.check_out_time) at time zone h.timezone
+         from rooms r join hotels h on h.id = r.hotel_id
+         where r.hotel_id = $1 order by r.name limit 1
+         returning id",
+    )
+    .bind(hotel_id)
+    .bind(uuid::Uuid::parse_str(&h.user).expect("a uuid"))
+    .bind(day(30))
+    .fetch_one(&mut *writing)
+    .await
+    .expect("a booking in progress");
+    let to_tokyo = tokio::spawn(change_zone("Asia/Tokyo"));
+    wait_until(
+        "the change to wait for the booking in progress",
+        async || app.count(LOCK_WAITS).await == 1,
+    )
+    .await;
+    writing.commit().await.expect("the booking commits");
+    let changed = to_tokyo.await.expect("ran").expect("answered");
+    assert_eq!(changed.status(), reqwest::StatusCode::OK);
+    assert_eq!(utc(in_progress).await, format!("{} 05:00", day(30)));
+
+    // A booking while the change back to UTC is under way.
+    let mut holding = app.pool.begin().await.expect("a transaction");
+    sqlx::query("select 1 from hotels where id = $1 for update")
+        .bind(hotel_id)
+        .execute(&mut *holding)
+        .await
+        .expect("the hotel's row");
+    let to_utc = tokio::spawn(change_zone("UTC"));
+    wait_until("the change to be under way", async || {
+        app.count(LOCK_WAITS).await == 1
+    })
+    .await;
+    let booking = tokio::spawn(
+        client
+            .post(format!("{base}/bookings"))
+            .json(&h.stay(day(40), day(41)))
+            .send(),
+    );
+    wait_until("the booking to wait for the change", async || {
+        app.count(LOCK_WAITS).await == 2
+    })
+    .await;
+    holding.rollback().await.expect("let the change go on");
+    let changed = to_utc.await.expect("ran").expect("answered");
+    assert_eq!(changed.status(), reqwest::StatusCode::OK);
+    let booked = booking.await.expect("ran").expect("answered");
+    assert_eq!(booked.status(), reqwest::StatusCode::CREATED);
+    let booked: Value = booked.json().await.expect("a booking");
+    assert_eq!(booked["check_in_at"], format!("{}T14:00:00Z", day(40)));
+    let booked = uuid::Uuid::parse_str(&id(&booked)).expect("a uuid");
+    assert_eq!(utc(booked).await, format!("{} 14:00", day(40)));
+    assert_eq!(utc(in_progress).await, format!("{} 14:00", day(30)));
+    assert_eq!(app.count("select count(*) from bookings").await, 2);
 }

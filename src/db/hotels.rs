@@ -2,8 +2,10 @@
 
 use chrono::{NaiveDate, NaiveTime};
 use rust_decimal::Decimal;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
+
+use super::in_transaction;
 
 use crate::domain::{DailyRate, Hotel, RatePlan, RoomType, Window};
 
@@ -15,7 +17,7 @@ pub struct NewHotel {
     pub check_out_time: NaiveTime,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct HotelChange {
     pub name: Option<String>,
     pub city: Option<String>,
@@ -103,12 +105,38 @@ pub async fn update_hotel(
     id: Uuid,
     change: HotelChange,
 ) -> sqlx::Result<Option<Hotel>> {
+    let mut conn = pool.acquire().await?;
+    in_transaction(&mut conn, move |tx| {
+        let change = change.clone();
+        Box::pin(async move { update_hotel_once(tx, id, change).await })
+    })
+    .await
+}
+
+async fn update_hotel_once(
+    tx: &mut PgConnection,
+    id: Uuid,
+    change: HotelChange,
+) -> sqlx::Result<Option<Hotel>> {
     // A booking's check-in and check-out instants are the hotel's local times
     // on its dates: those of its confirmed bookings, and the check-out of its
-    // checked-in ones, follow a new time zone or new times. They are computed
-    // in the update from each booking's own row, so that a booking changed
-    // meanwhile is moved from its current stay and status (the update
-    // re-reads a row another transaction changed before it writes it).
+    // checked-in ones, follow a new time zone or new times. Every statement
+    // that writes a booking's instants computes them from the hotel's row in
+    // that statement. The lock makes a change of the zone or the times wait
+    // for the transactions writing bookings to end, so that the update below
+    // sees their bookings, and makes those that start meanwhile wait for this
+    // one's commit, so that they read the new row: a statement's snapshot is
+    // taken after its locks. (Exclusive mode: reads go on, writes of
+    // `bookings` wait, and a transaction that has locked a booking's row to
+    // change it is waited for, not deadlocked with.)
+    let moves_instants = change.timezone.is_some()
+        || change.check_in_time.is_some()
+        || change.check_out_time.is_some();
+    if moves_instants {
+        sqlx::query!("lock table bookings in exclusive mode")
+            .execute(&mut *tx)
+            .await?;
+    }
     sqlx::query_as!(
         Hotel,
         "with hotel as (
@@ -127,7 +155,7 @@ pub async fn update_hotel(
              from hotel h
              where b.room_id in (select r.id from rooms r where r.hotel_id = $1)
                and b.status in ('confirmed', 'checked_in')
-               and ($4::text is not null or $5::time is not null or $6::time is not null)
+               and $7
          )
          select id as \"id!\", name as \"name!\", city as \"city!\", timezone as \"timezone!\",
                 check_in_time as \"check_in_time!\", check_out_time as \"check_out_time!\"
@@ -137,9 +165,10 @@ pub async fn update_hotel(
         change.city,
         change.timezone,
         change.check_in_time,
-        change.check_out_time
+        change.check_out_time,
+        moves_instants
     )
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await
 }
 
