@@ -525,9 +525,7 @@ impl TestApp {
             opened.push(conn);
         }
     }
-}
 
-impl TestApp {
     /// Makes `request` lose a deadlock and answers what it answered in the
     /// end. Another transaction holds the row of the user `user` (as a
     /// guest's `POST /bookings` does); `request` inserts its nights and waits
