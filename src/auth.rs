@@ -210,12 +210,16 @@ impl Keys {
 }
 
 /// A secret for the managed database, made once and kept in the data
-/// directory with mode 0600. One process at a time reads or makes it, under
-/// an exclusive lock of `<path>.lock`, so that two processes starting at once
-/// agree on one secret. It is written whole to a file of its own, then renamed
-/// into place, so a crash never leaves `path` empty or half written. An empty
-/// `path` (left by an older version's crash) signed nothing and is replaced.
+/// directory with mode 0600. A secret that is there is read as it is. Else
+/// one process at a time makes it, under an exclusive lock of `<path>.lock`,
+/// so that two processes starting at once agree on one secret. It is written
+/// whole to a file of its own, then renamed into place, so a crash never
+/// leaves `path` empty or half written. An empty `path` (left by an older
+/// version's crash) signed nothing and is replaced.
 pub fn load_or_create_secret(path: &Path) -> std::io::Result<String> {
+    if let Some(secret) = read_secret(path)? {
+        return Ok(secret);
+    }
     let mut lock_path = path.as_os_str().to_owned();
     lock_path.push(".lock");
     let lock = fs::OpenOptions::new()
@@ -226,11 +230,9 @@ pub fn load_or_create_secret(path: &Path) -> std::io::Result<String> {
         .open(lock_path)?;
     // Released when `lock` is closed, at the end of this function.
     lock.lock()?;
-    match fs::read_to_string(path) {
-        Ok(secret) if !secret.trim().is_empty() => return Ok(secret.trim().to_owned()),
-        Ok(_) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => return Err(error),
+    // Another process may have made it while this one waited.
+    if let Some(secret) = read_secret(path)? {
+        return Ok(secret);
     }
     let mut bytes = [0u8; 48];
     OsRng.fill_bytes(&mut bytes);
@@ -253,6 +255,16 @@ pub fn load_or_create_secret(path: &Path) -> std::io::Result<String> {
         fs::File::open(dir)?.sync_all()?;
     }
     Ok(secret)
+}
+
+/// The secret in `path`; `None` when the file is missing or empty.
+fn read_secret(path: &Path) -> std::io::Result<Option<String>> {
+    match fs::read_to_string(path) {
+        Ok(secret) if !secret.trim().is_empty() => Ok(Some(secret.trim().to_owned())),
+        Ok(_) => Ok(None),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
+    }
 }
 
 /// Creates `path` (mode 0600), which must not exist, with `secret` in it, on disk.
