@@ -271,6 +271,12 @@ impl From<sqlx::Error> for Error {
                 tracing::warn!(%error, "statement timed out");
                 Error::Unavailable
             }
+            // lock_not_available: a lock not had within `lock_timeout`, again
+            // on every attempt of its transaction.
+            Some("55P03") => {
+                tracing::warn!(%error, "a lock was not available in time");
+                Error::Unavailable
+            }
             // Deadlocks and serialization failures (that outlived the retries
             // of their transaction, or are yet to be retried by its runner).
             Some("40P01" | "40001") => Error::Contention(error),

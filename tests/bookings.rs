@@ -1025,8 +1025,8 @@ async fn a_hotels_new_time_zone_or_times_move_its_bookings_instants() {
 /// booking ends with the new zone's instants whichever comes first. A
 /// transaction writing a booking when the change comes (here one of the
 /// test's own, not yet committed) is waited for, and its booking moved; a
-/// booking that comes while the change is under way (held here by a lock on
-/// the hotel's row) waits for it, and reads the new zone.
+/// booking that comes while the change is under way (held here, as it moves
+/// a booking, by a trigger of the test) waits for it, and reads the new zone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_booking_made_during_a_time_zone_change_gets_the_new_zones_instants() {
     let app = TestApp::new().await;
@@ -1082,13 +1082,27 @@ async fn a_booking_made_during_a_time_zone_change_gets_the_new_zones_instants() 
     assert_eq!(changed.status(), reqwest::StatusCode::OK);
     assert_eq!(utc(in_progress).await, format!("{} 05:00", day(30)));
 
-    // A booking while the change back to UTC is under way.
-    let mut holding = app.pool.begin().await.expect("a transaction");
-    sqlx::query("select 1 from hotels where id = $1 for update")
-        .bind(hotel_id)
+    // A booking while the change back to UTC is under way: it has its lock on
+    // `bookings`, and a trigger of this test holds it as it moves the first
+    // booking, until the test lets an advisory lock go.
+    sqlx::raw_sql(
+        "create function hold_moves() returns trigger language plpgsql as $$
+         begin
+             perform set_config('lock_timeout', '0', true);
+             perform pg_advisory_xact_lock_shared(4242);
+             return new;
+         end $$;
+         create trigger hold_moves before update on bookings
+             for each row execute function hold_moves();",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("the test's trigger");
+    let mut holding = app.pool.acquire().await.expect("a connection");
+    sqlx::query("select pg_advisory_lock(4242)")
         .execute(&mut *holding)
         .await
-        .expect("the hotel's row");
+        .expect("the advisory lock");
     let to_utc = tokio::spawn(change_zone("UTC"));
     wait_until("the change to be under way", async || {
         app.count(LOCK_WAITS).await == 1
@@ -1104,7 +1118,10 @@ async fn a_booking_made_during_a_time_zone_change_gets_the_new_zones_instants() 
         app.count(LOCK_WAITS).await == 2
     })
     .await;
-    holding.rollback().await.expect("let the change go on");
+    sqlx::query("select pg_advisory_unlock(4242)")
+        .execute(&mut *holding)
+        .await
+        .expect("let the change go on");
     let changed = to_utc.await.expect("ran").expect("answered");
     assert_eq!(changed.status(), reqwest::StatusCode::OK);
     let booked = booking.await.expect("ran").expect("answered");
@@ -1115,4 +1132,114 @@ async fn a_booking_made_during_a_time_zone_change_gets_the_new_zones_instants() 
     assert_eq!(utc(booked).await, format!("{} 14:00", day(40)));
     assert_eq!(utc(in_progress).await, format!("{} 14:00", day(30)));
     assert_eq!(app.count("select count(*) from bookings").await, 2);
+}
+
+/// A change of a hotel's time zone waits only briefly for the bookings being
+/// written (every booking queues behind it meanwhile): when a transaction
+/// writing one outlasts its attempts, the change answers `503` with
+/// `Retry-After` (well before the request's timeout) and changes nothing, and that booking keeps the instants of
+/// the zone it was written in, which stays the hotel's.
+#[tokio::test]
+async fn a_time_zone_change_that_cannot_have_its_lock_answers_503_and_changes_nothing() {
+    let app = TestApp::new().await;
+    let h = hotel(&app, "UTC", 1, Some(48)).await;
+    let hotel_id = uuid::Uuid::parse_str(&h.hotel).expect("a uuid");
+    let mut writing = app.pool.begin().await.expect("a transaction");
+    let long: uuid::Uuid = sqlx::query_scalar(
+        "insert into bookings (room_id, user_id, stay, check_in_at, check_out_at)
+         select r.id, $2, daterange($3, $3 + 1), ($3 + h.check_in_time) at time zone h.timezone,
+                ($3 + 1 + h.check_out_time) at time zone h.timezone
+         from rooms r join hotels h on h.id = r.hotel_id
+         where r.hotel_id = $1
+         returning id",
+    )
+    .bind(hotel_id)
+    .bind(uuid::Uuid::parse_str(&h.user).expect("a uuid"))
+    .bind(day(30))
+    .fetch_one(&mut *writing)
+    .await
+    .expect("a booking in progress");
+
+    let asked = std::time::Instant::now();
+    let refused = app
+        .patch(
+            &format!("/hotels/{}", h.hotel),
+            json!({"timezone": "Asia/Tokyo", "name": "Renamed"}),
+        )
+        .await;
+    refused.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable");
+    // Its own short waits, not the request's timeout (30 s in the tests), ended it.
+    assert!(asked.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(
+        refused.headers.get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    writing.commit().await.expect("the booking commits");
+    let (name, zone): (String, String) =
+        sqlx::query_as("select name, timezone from hotels where id = $1")
+            .bind(hotel_id)
+            .fetch_one(&app.pool)
+            .await
+            .expect("the hotel");
+    assert_eq!((name.as_str(), zone.as_str()), ("Hotel UTC", "UTC"));
+    let check_in: String = sqlx::query_scalar(
+        "select to_char(check_in_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI') from bookings where id = $1",
+    )
+    .bind(long)
+    .fetch_one(&app.pool)
+    .await
+    .expect("the booking");
+    assert_eq!(check_in, format!("{} 14:00", day(30)));
+}
+
+/// A change of a hotel's time zone and the hotel's deletion at the same
+/// moment do not deadlock: the change takes the hotel's row before it locks
+/// `bookings`, as the deletion takes the row before its foreign keys read
+/// `bookings`. Here the deletion has the hotel's row and waits (for a room
+/// the test holds), the change waits for the deletion, and, once the room is
+/// let go, the deletion ends and the change finds no hotel. (Deadlocks are
+/// looked for only after 60 s here, so a cycle would leave both to time out,
+/// unless the change's short waits for its locks broke it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_time_zone_change_and_the_hotels_deletion_do_not_deadlock() {
+    let app = TestApp::new().await;
+    let base = app.serve().await;
+    app.set_deadlock_timeout("60s").await;
+    let h = hotel(&app, "UTC", 1, Some(48)).await;
+    let hotel_id = uuid::Uuid::parse_str(&h.hotel).expect("a uuid");
+    let client = app.http_client();
+    let mut holding = app.pool.begin().await.expect("a transaction");
+    sqlx::query("select 1 from rooms where hotel_id = $1 for update")
+        .bind(hotel_id)
+        .execute(&mut *holding)
+        .await
+        .expect("the hotel's room");
+    let deletion = tokio::spawn(client.delete(format!("{base}/hotels/{}", h.hotel)).send());
+    wait_until("the deletion to wait for the room", async || {
+        app.count(LOCK_WAITS).await == 1
+    })
+    .await;
+    let change = tokio::spawn(
+        client
+            .patch(format!("{base}/hotels/{}", h.hotel))
+            .json(&json!({"timezone": "Asia/Tokyo"}))
+            .send(),
+    );
+    wait_until("the change to wait for the deletion", async || {
+        app.count(LOCK_WAITS).await == 2
+    })
+    .await;
+    holding.rollback().await.expect("let the room go");
+    let deleted = deletion.await.expect("ran").expect("answered");
+    assert_eq!(deleted.status(), reqwest::StatusCode::NO_CONTENT);
+    let changed = change.await.expect("ran").expect("answered");
+    assert_eq!(changed.status(), reqwest::StatusCode::NOT_FOUND);
+    let changed: Value = changed.json().await.expect("a problem document");
+    assert_eq!(changed["code"], "not_found");
+    let left: i64 = sqlx::query_scalar("select count(*) from hotels where id = $1")
+        .bind(hotel_id)
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(left, 0);
 }

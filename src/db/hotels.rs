@@ -26,6 +26,10 @@ pub struct HotelChange {
     pub check_out_time: Option<NaiveTime>,
 }
 
+/// How long a change of a hotel's time zone or times waits for the bookings
+/// being written (see `update_hotel_once`) before it tries again.
+const HOTEL_CHANGE_LOCK_WAIT: &str = "100ms";
+
 /// The check that refuses a time zone PostgreSQL cannot resolve.
 pub const TIMEZONE_KNOWN: &str = "hotels_timezone_known";
 
@@ -122,17 +126,37 @@ async fn update_hotel_once(
     // on its dates: those of its confirmed bookings, and the check-out of its
     // checked-in ones, follow a new time zone or new times. Every statement
     // that writes a booking's instants computes them from the hotel's row in
-    // that statement. The lock makes a change of the zone or the times wait
-    // for the transactions writing bookings to end, so that the update below
-    // sees their bookings, and makes those that start meanwhile wait for this
-    // one's commit, so that they read the new row: a statement's snapshot is
-    // taken after its locks. (Exclusive mode: reads go on, writes of
-    // `bookings` wait, and a transaction that has locked a booking's row to
-    // change it is waited for, not deadlocked with.)
+    // that statement. The lock on `bookings` makes a change of the zone or the
+    // times wait for the transactions writing bookings to end, so that the
+    // update below sees their bookings, and makes those that start meanwhile
+    // wait for this one's commit, so that they read the new row: a
+    // statement's snapshot is taken after its locks. (Exclusive mode: reads go
+    // on, writes of `bookings` wait, and a transaction that has locked a
+    // booking's row to change it is waited for, not deadlocked with.)
+    // The hotel's row is locked first, as `DELETE /hotels/{id}` locks it
+    // before its foreign keys read `bookings`. Every booking queues behind
+    // the table lock while it is awaited, so the wait is short
+    // (`HOTEL_CHANGE_LOCK_WAIT`); after it the transaction is run again, and
+    // in the end answered `503` (a long transaction or a vacuum of `bookings`).
     let moves_instants = change.timezone.is_some()
         || change.check_in_time.is_some()
         || change.check_out_time.is_some();
     if moves_instants {
+        let found = sqlx::query_scalar!(
+            "select true from hotels where id = $1 for no key update",
+            id
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        if found.is_none() {
+            return Ok(None);
+        }
+        sqlx::query!(
+            "select set_config('lock_timeout', $1, true)",
+            HOTEL_CHANGE_LOCK_WAIT
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         sqlx::query!("lock table bookings in exclusive mode")
             .execute(&mut *tx)
             .await?;

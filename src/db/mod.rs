@@ -183,10 +183,11 @@ pub fn constraint(error: &sqlx::Error) -> Option<&str> {
 pub const TRANSACTION_ATTEMPTS: u32 = 4;
 
 /// Whether PostgreSQL aborted a transaction that may succeed when run again:
-/// a deadlock (`40P01`) or a serialization failure (`40001`).
+/// a deadlock (`40P01`), a serialization failure (`40001`), or a lock not
+/// had within `lock_timeout` (`55P03`).
 pub fn is_retryable(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db)
-        if matches!(db.code().as_deref(), Some("40P01" | "40001")))
+        if matches!(db.code().as_deref(), Some("40P01" | "40001" | "55P03")))
 }
 
 /// Something `in_transaction` can tell apart: a database error that may be
@@ -195,7 +196,8 @@ pub trait MaybeRetryable: From<sqlx::Error> {
     fn database_error(&self) -> Option<&sqlx::Error>;
 
     /// Whether the transaction may succeed when run again: by default a
-    /// deadlock or a serialization failure ([`is_retryable`]).
+    /// deadlock, a serialization failure or a lock wait that timed out
+    /// ([`is_retryable`]).
     fn retryable(&self) -> bool {
         self.database_error().is_some_and(is_retryable)
     }

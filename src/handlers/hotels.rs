@@ -470,6 +470,7 @@ pub async fn create(
         (status = 403, description = "Not staff"),
         (status = 404, description = "No such hotel"),
         (status = 422, description = "A bad name, time zone or time of day"),
+        (status = 503, description = "A new time zone or time of day could not wait any longer for the bookings being written (`Retry-After`)"),
     )
 )]
 pub async fn update(
