@@ -123,6 +123,11 @@ pub struct Config {
     #[arg(long, env = "REFUSAL_DELAY", default_value = "1", value_parser = parse_delay, global = true)]
     pub refusal_delay: Duration,
 
+    /// Seconds a change of a hotel's time zone or times waits, an attempt,
+    /// for the bookings being written; every booking waits behind it meanwhile.
+    #[arg(long, env = "HOTEL_CHANGE_LOCK_WAIT", default_value = "0.1", value_parser = parse_seconds, global = true)]
+    pub hotel_change_lock_wait: Duration,
+
     /// Most connections open at once; further ones wait to be accepted. The
     /// service raises its open-file limit to fit them where it may.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]

@@ -473,6 +473,7 @@ impl Config {
             auth_burst: self.auth_burst,
             auth_period: self.auth_period,
             refusal_delay: self.refusal_delay,
+            hotel_change_lock_wait: self.hotel_change_lock_wait,
         }
     }
 

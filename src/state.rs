@@ -52,6 +52,9 @@ pub struct Limits {
     /// How long a `429` waits before it is sent, so that a client looping on
     /// its answers makes one call a second per connection, not thousands.
     pub refusal_delay: Duration,
+    /// How long a change of a hotel's time zone or times waits, an attempt,
+    /// for the bookings being written (every booking waits behind it).
+    pub hotel_change_lock_wait: Duration,
 }
 
 impl Default for Limits {
@@ -68,6 +71,7 @@ impl Default for Limits {
             auth_burst: 10,
             auth_period: Duration::from_secs(6),
             refusal_delay: Duration::from_secs(1),
+            hotel_change_lock_wait: Duration::from_millis(100),
         }
     }
 }

@@ -5,7 +5,8 @@ mod common;
 
 use axum::http::{Method, StatusCode};
 use chrono::{Datelike, Days, NaiveDate, Utc, Weekday};
-use common::{LOCK_WAITS, TestApp, wait_until};
+use common::{LOCK_WAITS, TestApp, test_limits, wait_until};
+use room_booking::Limits;
 use serde_json::{Value, json};
 
 fn day(offset: u64) -> NaiveDate {
@@ -1029,7 +1030,13 @@ async fn a_hotels_new_time_zone_or_times_move_its_bookings_instants() {
 /// a booking, by a trigger of the test) waits for it, and reads the new zone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_booking_made_during_a_time_zone_change_gets_the_new_zones_instants() {
-    let app = TestApp::new().await;
+    // The change waits for the test's own writer, which commits only once it
+    // has seen the change wait: long enough for a busy machine.
+    let limits = Limits {
+        hotel_change_lock_wait: std::time::Duration::from_secs(20),
+        ..test_limits()
+    };
+    let app = TestApp::with_limits(limits, 4).await;
     let base = app.serve().await;
     let h = hotel(&app, "UTC", 2, Some(48)).await;
     let hotel_id = uuid::Uuid::parse_str(&h.hotel).expect("a uuid");
@@ -1135,9 +1142,10 @@ async fn a_booking_made_during_a_time_zone_change_gets_the_new_zones_instants() 
 }
 
 /// A change of a hotel's time zone waits only briefly for the bookings being
-/// written (every booking queues behind it meanwhile): when a transaction
-/// writing one outlasts its attempts, the change answers `503` with
-/// `Retry-After` (well before the request's timeout) and changes nothing, and that booking keeps the instants of
+/// written (every booking queues behind it meanwhile; 0.1 s an attempt by
+/// default, as here): when a transaction writing one outlasts its attempts,
+/// the change answers `503` with `Retry-After` (well before the request's
+/// timeout) and changes nothing, and that booking keeps the instants of
 /// the zone it was written in, which stays the hotel's.
 #[tokio::test]
 async fn a_time_zone_change_that_cannot_have_its_lock_answers_503_and_changes_nothing() {

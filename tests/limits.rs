@@ -469,6 +469,7 @@ fn settings_in_seconds_under_a_millisecond_are_refused() {
         ("AUTH_PERIOD", "--auth-period"),
         ("SEARCH_PERIOD", "--search-period"),
         ("REFUSAL_DELAY", "--refusal-delay"),
+        ("HOTEL_CHANGE_LOCK_WAIT", "--hotel-change-lock-wait"),
     ] {
         let output = room_booking("postgres://nobody@127.0.0.1:1/none")
             .env(variable, "0.0005")

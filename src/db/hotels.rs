@@ -1,5 +1,7 @@
 //! Hotels and their inventory: room types, rate plans and daily rates.
 
+use std::time::Duration;
+
 use chrono::{NaiveDate, NaiveTime};
 use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool};
@@ -25,10 +27,6 @@ pub struct HotelChange {
     pub check_in_time: Option<NaiveTime>,
     pub check_out_time: Option<NaiveTime>,
 }
-
-/// How long a change of a hotel's time zone or times waits for the bookings
-/// being written (see `update_hotel_once`) before it tries again.
-const HOTEL_CHANGE_LOCK_WAIT: &str = "100ms";
 
 /// The check that refuses a time zone PostgreSQL cannot resolve.
 pub const TIMEZONE_KNOWN: &str = "hotels_timezone_known";
@@ -104,15 +102,20 @@ pub async fn create_hotel(pool: &PgPool, hotel: NewHotel) -> sqlx::Result<Hotel>
     Ok(hotel)
 }
 
+/// Changes a hotel; a new time zone or new times move its bookings' instants.
+/// Waiting for the bookings being written takes at most `lock_wait` an
+/// attempt (see `update_hotel_once`).
 pub async fn update_hotel(
     pool: &PgPool,
     id: Uuid,
     change: HotelChange,
+    lock_wait: Duration,
 ) -> sqlx::Result<Option<Hotel>> {
+    let lock_timeout = format!("{}ms", lock_wait.as_millis().max(1));
     let mut conn = pool.acquire().await?;
     in_transaction(&mut conn, move |tx| {
-        let change = change.clone();
-        Box::pin(async move { update_hotel_once(tx, id, change).await })
+        let (change, lock_timeout) = (change.clone(), lock_timeout.clone());
+        Box::pin(async move { update_hotel_once(tx, id, change, &lock_timeout).await })
     })
     .await
 }
@@ -121,6 +124,7 @@ async fn update_hotel_once(
     tx: &mut PgConnection,
     id: Uuid,
     change: HotelChange,
+    lock_timeout: &str,
 ) -> sqlx::Result<Option<Hotel>> {
     // A booking's check-in and check-out instants are the hotel's local times
     // on its dates: those of its confirmed bookings, and the check-out of its
@@ -135,9 +139,9 @@ async fn update_hotel_once(
     // booking's row to change it is waited for, not deadlocked with.)
     // The hotel's row is locked first, as `DELETE /hotels/{id}` locks it
     // before its foreign keys read `bookings`. Every booking queues behind
-    // the table lock while it is awaited, so the wait is short
-    // (`HOTEL_CHANGE_LOCK_WAIT`); after it the transaction is run again, and
-    // in the end answered `503` (a long transaction or a vacuum of `bookings`).
+    // the table lock while it is awaited, so the wait is short (`lock_timeout`,
+    // `HOTEL_CHANGE_LOCK_WAIT`); after it the transaction is run again, and in
+    // the end answered `503` (a long transaction or a vacuum of `bookings`).
     let moves_instants = change.timezone.is_some()
         || change.check_in_time.is_some()
         || change.check_out_time.is_some();
@@ -151,12 +155,9 @@ async fn update_hotel_once(
         if found.is_none() {
             return Ok(None);
         }
-        sqlx::query!(
-            "select set_config('lock_timeout', $1, true)",
-            HOTEL_CHANGE_LOCK_WAIT
-        )
-        .fetch_one(&mut *tx)
-        .await?;
+        sqlx::query!("select set_config('lock_timeout', $1, true)", lock_timeout)
+            .fetch_one(&mut *tx)
+            .await?;
         sqlx::query!("lock table bookings in exclusive mode")
             .execute(&mut *tx)
             .await?;

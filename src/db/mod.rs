@@ -215,12 +215,13 @@ pub type BoxFuture<'c, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T
 /// Runs `work` in a transaction (a savepoint when `conn` is already in one),
 /// commits on success and rolls back on error; an error that is
 /// [`MaybeRetryable::retryable`] (a deadlock, say) runs it again, up to
-/// [`TRANSACTION_ATTEMPTS`] times in all. In a savepoint, a deadlock or a
-/// serialization failure is passed on instead: the locks the enclosing
-/// transaction already holds may be part of the cycle, so it is that
-/// transaction that is run again, by its runner (a request with an
-/// `Idempotency-Key`, `handlers::idempotency::run`), and the attempts are
-/// not multiplied.
+/// [`TRANSACTION_ATTEMPTS`] times in all. In a savepoint, a deadlock, a
+/// serialization failure or a lock wait that timed out is passed on instead:
+/// the locks the enclosing transaction already holds may be part of the
+/// cycle, so it is that transaction that is run again, by its runner (a
+/// request with an `Idempotency-Key`, `handlers::idempotency::run`, which
+/// runs deadlocks and serialization failures again and answers a lock wait
+/// that timed out `503`), and the attempts are not multiplied.
 pub async fn in_transaction<T, E, F>(conn: &mut PgConnection, mut work: F) -> Result<T, E>
 where
     E: MaybeRetryable,
@@ -254,7 +255,7 @@ where
 pub async fn pause_before_attempt(attempt: u32) {
     tracing::info!(
         attempt,
-        "transaction aborted by a concurrent one (a deadlock, say); running it again"
+        "transaction aborted by a concurrent one (a deadlock, say, or a lock not had in time); running it again"
     );
     let pause = 5 * u64::from(attempt) + u64::from(rand_jitter());
     tokio::time::sleep(Duration::from_millis(pause)).await;

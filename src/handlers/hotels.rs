@@ -499,7 +499,7 @@ pub async fn update(
             .map(|time| time_of_day("check_out_time", time))
             .transpose()?,
     };
-    let hotel = hotels::update_hotel(&state.pool, id, change)
+    let hotel = hotels::update_hotel(&state.pool, id, change, state.limits.hotel_change_lock_wait)
         .await
         .on_constraint(hotels::TIMEZONE_KNOWN, unknown_timezone)?
         .ok_or_else(|| hotel_not_found(id))?;
