@@ -1022,6 +1022,44 @@ async fn a_hotels_new_time_zone_or_times_move_its_bookings_instants() {
     assert_eq!(instants(&cancelled).await, cancelled_before);
 }
 
+/// A transaction of the test's own that has written, and not yet committed,
+/// the night `night` in the first room of `h`, with the instants of the
+/// hotel's zone as it is (computed as the service's statements do): the
+/// transaction and the booking's id.
+async fn booking_in_progress(
+    app: &TestApp,
+    h: &Hotel,
+    night: NaiveDate,
+) -> (sqlx::Transaction<'static, sqlx::Postgres>, uuid::Uuid) {
+    let mut writing = app.pool.begin().await.expect("a transaction");
+    let id = sqlx::query_scalar(
+        "insert into bookings (room_id, user_id, stay, check_in_at, check_out_at)
+         select r.id, $2, daterange($3, $3 + 1), ($3 + h.check_in_time) at time zone h.timezone,
+                ($3 + 1 + h.check_out_time) at time zone h.timezone
+         from rooms r join hotels h on h.id = r.hotel_id
+         where r.hotel_id = $1 order by r.name limit 1
+         returning id",
+    )
+    .bind(uuid::Uuid::parse_str(&h.hotel).expect("a uuid"))
+    .bind(uuid::Uuid::parse_str(&h.user).expect("a uuid"))
+    .bind(night)
+    .fetch_one(&mut *writing)
+    .await
+    .expect("a booking in progress");
+    (writing, id)
+}
+
+/// A booking's check-in instant in UTC, `YYYY-MM-DD HH:MI`.
+async fn check_in_utc(app: &TestApp, id: uuid::Uuid) -> String {
+    sqlx::query_scalar(
+        "select to_char(check_in_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI') from bookings where id = $1",
+    )
+    .bind(id)
+    .fetch_one(&app.pool)
+    .await
+    .expect("the booking")
+}
+
 /// A change of a hotel's time zone and a booking at the same moment: the
 /// booking ends with the new zone's instants whichever comes first. A
 /// transaction writing a booking when the change comes (here one of the
@@ -1039,7 +1077,6 @@ async fn a_booking_made_during_a_time_zone_change_gets_the_new_zones_instants() 
     let app = TestApp::with_limits(limits, 4).await;
     let base = app.serve().await;
     let h = hotel(&app, "UTC", 2, Some(48)).await;
-    let hotel_id = uuid::Uuid::parse_str(&h.hotel).expect("a uuid");
     let client = app.http_client();
     let change_zone = |zone: &str| {
         client
@@ -1047,37 +1084,9 @@ async fn a_booking_made_during_a_time_zone_change_gets_the_new_zones_instants() 
             .json(&json!({ "timezone": zone }))
             .send()
     };
-    let utc = |id: uuid::Uuid| {
-        let pool = app.pool.clone();
-        async move {
-            sqlx::query_scalar::<_, String>(
-                "select to_char(check_in_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI')
-                 from bookings where id = $1",
-            )
-            .bind(id)
-            .fetch_one(&pool)
-            .await
-            .expect("the booking")
-        }
-    };
-
     // A booking in progress (computed from the hotel as it is: UTC) when the
     // zone changes to Tokyo (UTC+9: 14:00 there is 05:00 UTC).
-    let mut writing = app.pool.begin().await.expect("a transaction");
-    let in_progress: uuid::Uuid = sqlx::query_scalar(
-        "insert into bookings (room_id, user_id, stay, check_in_at, check_out_at)
-         select r.id, $2, daterange($3, $3 + 1), ($3 + h.check_in_time) at time zone h.timezone,
-                ($3 + 1 + h.check_out_time) at time zone h.timezone
-         from rooms r join hotels h on h.id = r.hotel_id
-         where r.hotel_id = $1 order by r.name limit 1
-         returning id",
-    )
-    .bind(hotel_id)
-    .bind(uuid::Uuid::parse_str(&h.user).expect("a uuid"))
-    .bind(day(30))
-    .fetch_one(&mut *writing)
-    .await
-    .expect("a booking in progress");
+    let (writing, in_progress) = booking_in_progress(&app, &h, day(30)).await;
     let to_tokyo = tokio::spawn(change_zone("Asia/Tokyo"));
     wait_until(
         "the change to wait for the booking in progress",
@@ -1087,7 +1096,10 @@ async fn a_booking_made_during_a_time_zone_change_gets_the_new_zones_instants() 
     writing.commit().await.expect("the booking commits");
     let changed = to_tokyo.await.expect("ran").expect("answered");
     assert_eq!(changed.status(), reqwest::StatusCode::OK);
-    assert_eq!(utc(in_progress).await, format!("{} 05:00", day(30)));
+    assert_eq!(
+        check_in_utc(&app, in_progress).await,
+        format!("{} 05:00", day(30))
+    );
 
     // A booking while the change back to UTC is under way: it has its lock on
     // `bookings`, and a trigger of this test holds it as it moves the first
@@ -1136,8 +1148,14 @@ async fn a_booking_made_during_a_time_zone_change_gets_the_new_zones_instants() 
     let booked: Value = booked.json().await.expect("a booking");
     assert_eq!(booked["check_in_at"], format!("{}T14:00:00Z", day(40)));
     let booked = uuid::Uuid::parse_str(&id(&booked)).expect("a uuid");
-    assert_eq!(utc(booked).await, format!("{} 14:00", day(40)));
-    assert_eq!(utc(in_progress).await, format!("{} 14:00", day(30)));
+    assert_eq!(
+        check_in_utc(&app, booked).await,
+        format!("{} 14:00", day(40))
+    );
+    assert_eq!(
+        check_in_utc(&app, in_progress).await,
+        format!("{} 14:00", day(30))
+    );
     assert_eq!(app.count("select count(*) from bookings").await, 2);
 }
 
@@ -1152,21 +1170,7 @@ async fn a_time_zone_change_that_cannot_have_its_lock_answers_503_and_changes_no
     let app = TestApp::new().await;
     let h = hotel(&app, "UTC", 1, Some(48)).await;
     let hotel_id = uuid::Uuid::parse_str(&h.hotel).expect("a uuid");
-    let mut writing = app.pool.begin().await.expect("a transaction");
-    let long: uuid::Uuid = sqlx::query_scalar(
-        "insert into bookings (room_id, user_id, stay, check_in_at, check_out_at)
-         select r.id, $2, daterange($3, $3 + 1), ($3 + h.check_in_time) at time zone h.timezone,
-                ($3 + 1 + h.check_out_time) at time zone h.timezone
-         from rooms r join hotels h on h.id = r.hotel_id
-         where r.hotel_id = $1
-         returning id",
-    )
-    .bind(hotel_id)
-    .bind(uuid::Uuid::parse_str(&h.user).expect("a uuid"))
-    .bind(day(30))
-    .fetch_one(&mut *writing)
-    .await
-    .expect("a booking in progress");
+    let (writing, long) = booking_in_progress(&app, &h, day(30)).await;
 
     let asked = std::time::Instant::now();
     let refused = app
@@ -1190,14 +1194,7 @@ async fn a_time_zone_change_that_cannot_have_its_lock_answers_503_and_changes_no
             .await
             .expect("the hotel");
     assert_eq!((name.as_str(), zone.as_str()), ("Hotel UTC", "UTC"));
-    let check_in: String = sqlx::query_scalar(
-        "select to_char(check_in_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI') from bookings where id = $1",
-    )
-    .bind(long)
-    .fetch_one(&app.pool)
-    .await
-    .expect("the booking");
-    assert_eq!(check_in, format!("{} 14:00", day(30)));
+    assert_eq!(check_in_utc(&app, long).await, format!("{} 14:00", day(30)));
 }
 
 /// A change of a hotel's time zone and the hotel's deletion at the same
