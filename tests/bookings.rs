@@ -1159,6 +1159,75 @@ async fn a_booking_made_during_a_time_zone_change_gets_the_new_zones_instants() 
     assert_eq!(app.count("select count(*) from bookings").await, 2);
 }
 
+/// A stay asked for while the hotel's time zone changes is checked against
+/// the "today" of the zone its instants are computed in. `POST /bookings`
+/// reads the hotel's row with a share lock: a change under way (held here, as
+/// it moves a booking, by a trigger of the test) makes it wait and then read
+/// the new zone, and a change that comes later waits for the booking. Here a
+/// stay that begins today in Pago Pago (UTC-11) asked for during a change to
+/// Kiritimati (UTC+14, a day or two ahead) begins in the past.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stay_asked_for_during_a_time_zone_change_is_checked_against_the_new_zones_today() {
+    let app = TestApp::new().await;
+    let base = app.serve().await;
+    let h = hotel(&app, "Pacific/Pago_Pago", 2, Some(48)).await;
+    // A booking for the change to move (and the trigger to hold it at).
+    book(&app, h.stay(day(30), day(31))).await;
+    sqlx::raw_sql(
+        "create function hold_moves() returns trigger language plpgsql as $$
+         begin
+             perform set_config('lock_timeout', '0', true);
+             perform pg_advisory_xact_lock_shared(4243);
+             return new;
+         end $$;
+         create trigger hold_moves before update on bookings
+             for each row execute function hold_moves();",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("the test's trigger");
+    let mut holding = app.pool.acquire().await.expect("a connection");
+    sqlx::query("select pg_advisory_lock(4243)")
+        .execute(&mut *holding)
+        .await
+        .expect("the advisory lock");
+    let client = app.http_client();
+    let change = tokio::spawn(
+        client
+            .patch(format!("{base}/hotels/{}", h.hotel))
+            .json(&json!({ "timezone": "Pacific/Kiritimati" }))
+            .send(),
+    );
+    wait_until("the change to be under way", async || {
+        app.count(LOCK_WAITS).await == 1
+    })
+    .await;
+    let pago_today = Utc::now()
+        .with_timezone(&chrono_tz::Pacific::Pago_Pago)
+        .date_naive();
+    let booking = tokio::spawn(
+        client
+            .post(format!("{base}/bookings"))
+            .json(&h.stay(pago_today, pago_today + Days::new(1)))
+            .send(),
+    );
+    wait_until("the booking to wait for the change", async || {
+        app.count(LOCK_WAITS).await == 2
+    })
+    .await;
+    sqlx::query("select pg_advisory_unlock(4243)")
+        .execute(&mut *holding)
+        .await
+        .expect("let the change go on");
+    let changed = change.await.expect("ran").expect("answered");
+    assert_eq!(changed.status(), reqwest::StatusCode::OK);
+    let refused = booking.await.expect("ran").expect("answered");
+    assert_eq!(refused.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    let refused: Value = refused.json().await.expect("a problem document");
+    assert_eq!(refused["code"], "date_in_past", "{refused}");
+    assert_eq!(app.count("select count(*) from bookings").await, 1);
+}
+
 /// A change of a hotel's time zone waits only briefly for the bookings being
 /// written (every booking queues behind it meanwhile; 0.1 s an attempt by
 /// default, as here): when a transaction writing one outlasts its attempts,

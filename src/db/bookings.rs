@@ -186,13 +186,18 @@ async fn create_booking_once(
         Target::RoomType(id) => (Some(id), None),
         Target::Room(id) => (None, Some(id)),
     };
+    // The hotel's row is read with a share lock, so that the zone that gives
+    // "today" below is the one the insert computes the instants in: a change
+    // of the zone under way (it holds the row) is waited for and its new row
+    // read, and one that comes later waits for this transaction.
     let context = sqlx::query!(
         r#"select h.timezone, rt.id as room_type_id, rt.capacity
            from hotels h
            join room_types rt on rt.hotel_id = h.id
            join rate_plans rp on rp.hotel_id = h.id
            where h.id = $1 and rp.id = $2
-             and rt.id = coalesce($3, (select r.room_type_id from rooms r where r.id = $4 and r.hotel_id = $1))"#,
+             and rt.id = coalesce($3, (select r.room_type_id from rooms r where r.id = $4 and r.hotel_id = $1))
+           for share of h"#,
         request.hotel_id,
         request.rate_plan_id,
         room_type_id,
