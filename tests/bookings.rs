@@ -1060,6 +1060,38 @@ async fn check_in_utc(app: &TestApp, id: uuid::Uuid) -> String {
     .expect("the booking")
 }
 
+/// Holds every change of a hotel's time zone as it moves its first booking
+/// (a trigger of the test waits on an advisory lock) until the connection
+/// returned lets the lock go ([`let_moves_go`]).
+async fn hold_moves(app: &TestApp) -> sqlx::pool::PoolConnection<sqlx::Postgres> {
+    sqlx::raw_sql(
+        "create function hold_moves() returns trigger language plpgsql as $$
+         begin
+             perform set_config('lock_timeout', '0', true);
+             perform pg_advisory_xact_lock_shared(4242);
+             return new;
+         end $$;
+         create trigger hold_moves before update on bookings
+             for each row execute function hold_moves();",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("the test's trigger");
+    let mut holding = app.pool.acquire().await.expect("a connection");
+    sqlx::query("select pg_advisory_lock(4242)")
+        .execute(&mut *holding)
+        .await
+        .expect("the advisory lock");
+    holding
+}
+
+async fn let_moves_go(mut holding: sqlx::pool::PoolConnection<sqlx::Postgres>) {
+    sqlx::query("select pg_advisory_unlock(4242)")
+        .execute(&mut *holding)
+        .await
+        .expect("let the change go on");
+}
+
 /// A change of a hotel's time zone and a booking at the same moment: the
 /// booking ends with the new zone's instants whichever comes first. A
 /// transaction writing a booking when the change comes (here one of the
@@ -1104,24 +1136,7 @@ async fn a_booking_made_during_a_time_zone_change_gets_the_new_zones_instants() 
     // A booking while the change back to UTC is under way: it has its lock on
     // `bookings`, and a trigger of this test holds it as it moves the first
     // booking, until the test lets an advisory lock go.
-    sqlx::raw_sql(
-        "create function hold_moves() returns trigger language plpgsql as $$
-         begin
-             perform set_config('lock_timeout', '0', true);
-             perform pg_advisory_xact_lock_shared(4242);
-             return new;
-         end $$;
-         create trigger hold_moves before update on bookings
-             for each row execute function hold_moves();",
-    )
-    .execute(&app.pool)
-    .await
-    .expect("the test's trigger");
-    let mut holding = app.pool.acquire().await.expect("a connection");
-    sqlx::query("select pg_advisory_lock(4242)")
-        .execute(&mut *holding)
-        .await
-        .expect("the advisory lock");
+    let holding = hold_moves(&app).await;
     let to_utc = tokio::spawn(change_zone("UTC"));
     wait_until("the change to be under way", async || {
         app.count(LOCK_WAITS).await == 1
@@ -1137,10 +1152,7 @@ async fn a_booking_made_during_a_time_zone_change_gets_the_new_zones_instants() 
         app.count(LOCK_WAITS).await == 2
     })
     .await;
-    sqlx::query("select pg_advisory_unlock(4242)")
-        .execute(&mut *holding)
-        .await
-        .expect("let the change go on");
+    let_moves_go(holding).await;
     let changed = to_utc.await.expect("ran").expect("answered");
     assert_eq!(changed.status(), reqwest::StatusCode::OK);
     let booked = booking.await.expect("ran").expect("answered");
@@ -1173,24 +1185,7 @@ async fn a_stay_asked_for_during_a_time_zone_change_is_checked_against_the_new_z
     let h = hotel(&app, "Pacific/Pago_Pago", 2, Some(48)).await;
     // A booking for the change to move (and the trigger to hold it at).
     book(&app, h.stay(day(30), day(31))).await;
-    sqlx::raw_sql(
-        "create function hold_moves() returns trigger language plpgsql as $$
-         begin
-             perform set_config('lock_timeout', '0', true);
-             perform pg_advisory_xact_lock_shared(4243);
-             return new;
-         end $$;
-         create trigger hold_moves before update on bookings
-             for each row execute function hold_moves();",
-    )
-    .execute(&app.pool)
-    .await
-    .expect("the test's trigger");
-    let mut holding = app.pool.acquire().await.expect("a connection");
-    sqlx::query("select pg_advisory_lock(4243)")
-        .execute(&mut *holding)
-        .await
-        .expect("the advisory lock");
+    let holding = hold_moves(&app).await;
     let client = app.http_client();
     let change = tokio::spawn(
         client
@@ -1215,10 +1210,7 @@ async fn a_stay_asked_for_during_a_time_zone_change_is_checked_against_the_new_z
         app.count(LOCK_WAITS).await == 2
     })
     .await;
-    sqlx::query("select pg_advisory_unlock(4243)")
-        .execute(&mut *holding)
-        .await
-        .expect("let the change go on");
+    let_moves_go(holding).await;
     let changed = change.await.expect("ran").expect("answered");
     assert_eq!(changed.status(), reqwest::StatusCode::OK);
     let refused = booking.await.expect("ran").expect("answered");
