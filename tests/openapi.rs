@@ -157,3 +157,57 @@ async fn an_unknown_method_answers_a_problem_with_allow() {
     let unknown = app.get("/no/such/path").await;
     unknown.assert_problem(StatusCode::NOT_FOUND, "not_found");
 }
+
+/// Every `oneOf` in `value`, with its place in the document.
+fn one_ofs(value: &Value, at: String, found: &mut Vec<(String, Vec<Value>)>) {
+    match value {
+        Value::Object(fields) => {
+            if let Some(Value::Array(alternatives)) = fields.get("oneOf") {
+                found.push((at.clone(), alternatives.clone()));
+            }
+            for (key, field) in fields {
+                one_ofs(field, format!("{at}/{key}"), found);
+            }
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                one_ofs(item, format!("{at}/{index}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_one_of_has_alternatives_no_value_matches_at_once() {
+    // A value that matches two alternatives of a `oneOf` fails it. The only
+    // alternatives exclusive by construction here are `null` and one schema
+    // (an optional field). A search's offer has every field of a hotel, so
+    // `GET /hotels` answers items of `anyOf` the two.
+    let app = TestApp::new().await;
+    let document = document(&app).await;
+    let mut found = Vec::new();
+    one_ofs(&document, String::new(), &mut found);
+    assert!(
+        !found.is_empty(),
+        "the optional fields are `oneOf` null and a schema"
+    );
+    for (at, alternatives) in found {
+        let nulls = alternatives
+            .iter()
+            .filter(|alternative| alternative["type"] == "null")
+            .count();
+        assert!(
+            alternatives.len() == 2 && nulls == 1,
+            "{at}: oneOf {alternatives:?} is not null against one schema"
+        );
+    }
+    let item = &document["components"]["schemas"]["HotelListItem"];
+    assert_eq!(
+        item["anyOf"],
+        serde_json::json!([
+            { "$ref": "#/components/schemas/HotelBody" },
+            { "$ref": "#/components/schemas/HotelOfferBody" },
+        ])
+    );
+}

@@ -8,7 +8,9 @@ use chrono::NaiveDate;
 use chrono::NaiveTime;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{AnyOfBuilder, Ref, Schema};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 use uuid::Uuid;
 
 use super::{
@@ -79,11 +81,34 @@ impl From<HotelOffer> for HotelOfferBody {
 }
 
 /// `GET /hotels` answers either list: the plain one, or with dates the search.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum HotelListItem {
     Hotel(HotelBody),
     Offer(HotelOfferBody),
+}
+
+/// `anyOf`, where utoipa derives `oneOf` for an untagged enum: an offer has
+/// every field of a hotel, so it matches both schemas, which `oneOf` forbids.
+impl utoipa::PartialSchema for HotelListItem {
+    fn schema() -> RefOr<Schema> {
+        AnyOfBuilder::new()
+            .item(Ref::from_schema_name(HotelBody::name()))
+            .item(Ref::from_schema_name(HotelOfferBody::name()))
+            .description(Some(
+                "`GET /hotels` answers either list: the plain one, or with dates the search",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for HotelListItem {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((HotelBody::name().into(), HotelBody::schema()));
+        <HotelBody as ToSchema>::schemas(schemas);
+        schemas.push((HotelOfferBody::name().into(), HotelOfferBody::schema()));
+        <HotelOfferBody as ToSchema>::schemas(schemas);
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
