@@ -83,35 +83,79 @@ fn build() -> Value {
             }
         }
     }
-    link_created_bookings(&mut document);
+    link_created_resources(&mut document);
     document
 }
 
-/// The bookings that `POST /book` and `POST /bookings` create are what every
-/// `/bookings/{id}` operation takes: OpenAPI links say so, for clients and
-/// for schemathesis's stateful phase (which cannot guess it from `/book`).
-fn link_created_bookings(document: &mut Value) {
-    let mut links = serde_json::Map::new();
-    if let Some(paths) = document["paths"].as_object() {
-        let on_a_booking = paths
-            .iter()
-            .filter(|(path, _)| *path == "/bookings/{id}" || path.starts_with("/bookings/{id}/"));
-        for (_, item) in on_a_booking {
-            let operations = METHODS.iter().filter_map(|method| item.get(*method));
-            for id in operations.filter_map(|operation| operation["operationId"].as_str()) {
-                links.insert(
-                    id.to_owned(),
-                    json!({ "operationId": id, "parameters": { "id": "$response.body#/id" } }),
-                );
-            }
-        }
-    }
-    for creator in ["/book", "/bookings"] {
+/// What each `POST` creates (its `201`), as the path of the created resource,
+/// whose last parameter is the new row's `id`.
+const CREATED: [(&str, &str); 7] = [
+    ("/book", "/bookings/{id}"),
+    ("/bookings", "/bookings/{id}"),
+    ("/hotels", "/hotels/{id}"),
+    (
+        "/hotels/{id}/room-types",
+        "/hotels/{id}/room-types/{room_type_id}",
+    ),
+    (
+        "/hotels/{id}/rate-plans",
+        "/hotels/{id}/rate-plans/{rate_plan_id}",
+    ),
+    ("/rooms", "/rooms/{id}"),
+    ("/users", "/users/{id}"),
+];
+
+/// A created resource is what the operations on its path (and below it,
+/// with no other parameter) take: OpenAPI links say so, for clients and for
+/// schemathesis's stateful phase (which cannot guess it from `/book`). The
+/// new row's id comes from the answer's `id`, the others from the request's
+/// path (a room type's hotel).
+fn link_created_resources(document: &mut Value) {
+    for (creator, resource) in CREATED {
+        let links = links_to(document, resource);
         let created = &mut document["paths"][creator]["post"]["responses"]["201"];
-        if created.is_object() {
-            created["links"] = Value::Object(links.clone());
+        if created.is_object() && !links.is_empty() {
+            created["links"] = Value::Object(links);
         }
     }
+}
+
+fn links_to(document: &Value, resource: &str) -> serde_json::Map<String, Value> {
+    let names = path_parameters(resource);
+    let mut parameters = serde_json::Map::new();
+    for (index, name) in names.iter().enumerate() {
+        let source = if index + 1 == names.len() {
+            "$response.body#/id".to_owned()
+        } else {
+            format!("$request.path.{name}")
+        };
+        parameters.insert((*name).to_owned(), Value::String(source));
+    }
+    let mut links = serde_json::Map::new();
+    let Some(paths) = document["paths"].as_object() else {
+        return links;
+    };
+    let below = format!("{resource}/");
+    let on_it = paths.iter().filter(|(path, _)| {
+        (*path == resource || path.starts_with(&below)) && path_parameters(path) == names
+    });
+    for (_, item) in on_it {
+        let operations = METHODS.iter().filter_map(|method| item.get(*method));
+        for id in operations.filter_map(|operation| operation["operationId"].as_str()) {
+            links.insert(
+                id.to_owned(),
+                json!({ "operationId": id, "parameters": parameters }),
+            );
+        }
+    }
+    links
+}
+
+/// The names of a path's `{parameters}`, in order.
+fn path_parameters(path: &str) -> Vec<&str> {
+    path.split('/')
+        .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+        .collect()
 }
 
 /// Names the operation after its method and path, and gives every problem
@@ -197,16 +241,40 @@ mod tests {
     }
 
     #[test]
-    fn created_bookings_link_to_their_operations() {
+    fn created_resources_link_to_their_operations() {
         let document = document();
+        let links =
+            |creator: &str| document["paths"][creator]["post"]["responses"]["201"]["links"].clone();
         for creator in ["/book", "/bookings"] {
-            let links = &document["paths"][creator]["post"]["responses"]["201"]["links"];
+            let links = links(creator);
             let cancel = &links["delete_bookings_id"];
             assert_eq!(cancel["operationId"], "delete_bookings_id", "{creator}");
-            assert_eq!(cancel["parameters"]["id"], "$response.body#/id");
+            assert_eq!(cancel["parameters"], json!({ "id": "$response.body#/id" }));
             assert!(links["post_bookings_id_check_in"].is_object(), "{creator}");
             assert!(links["get_bookings_id_invoice"].is_object(), "{creator}");
         }
+        let hotel = links("/hotels");
+        assert_eq!(
+            hotel["put_hotels_id_rates"]["parameters"],
+            json!({ "id": "$response.body#/id" })
+        );
+        assert!(hotel["post_hotels_id_room_types"].is_object());
+        // Operations that need another id than the new hotel's are not linked.
+        assert!(
+            hotel
+                .get("patch_hotels_id_room_types_room_type_id")
+                .is_none()
+        );
+        let room_type = links("/hotels/{id}/room-types");
+        assert_eq!(
+            room_type["delete_hotels_id_room_types_room_type_id"]["parameters"],
+            json!({ "id": "$request.path.id", "room_type_id": "$response.body#/id" })
+        );
+        assert!(
+            links("/hotels/{id}/rate-plans")["patch_hotels_id_rate_plans_rate_plan_id"].is_object()
+        );
+        assert!(links("/rooms")["delete_rooms_id"].is_object());
+        assert!(links("/users")["get_users_id"].is_object());
     }
 
     #[test]
