@@ -84,7 +84,21 @@ fn build() -> Value {
         }
     }
     link_created_resources(&mut document);
+    require_a_room_type_or_a_room(&mut document);
     document
+}
+
+/// `POST /bookings` takes a room type or a room, one of them not `null`, and
+/// not both (`422` otherwise): the schema says so too, so that clients and
+/// generated requests can tell a valid stay from the start.
+fn require_a_room_type_or_a_room(document: &mut Value) {
+    let given =
+        |field: &str| json!({ "properties": { field: { "type": "string" } }, "required": [field] });
+    let request = &mut document["components"]["schemas"]["NewBookingRequest"];
+    if request.is_object() {
+        request["anyOf"] = json!([given("room_type_id"), given("room_id")]);
+        request["not"] = json!({ "allOf": [given("room_type_id"), given("room_id")] });
+    }
 }
 
 /// What each `POST` creates (its `201`), as the path of the created resource,
@@ -275,6 +289,21 @@ mod tests {
         );
         assert!(links("/rooms")["delete_rooms_id"].is_object());
         assert!(links("/users")["get_users_id"].is_object());
+    }
+
+    #[test]
+    fn a_new_booking_names_a_room_type_or_a_room_not_both() {
+        let document = document();
+        let request = &document["components"]["schemas"]["NewBookingRequest"];
+        let given = |field: &str| json!({ "properties": { field: { "type": "string" } }, "required": [field] });
+        assert_eq!(
+            request["anyOf"],
+            json!([given("room_type_id"), given("room_id")])
+        );
+        assert_eq!(
+            request["not"]["allOf"],
+            json!([given("room_type_id"), given("room_id")])
+        );
     }
 
     #[test]
