@@ -77,6 +77,8 @@
 #   POOL_SIZE, BOOK_POOL_SIZE, RUST_LOG, REQUEST_TIMEOUT, TOKIO_WORKER_THREADS, ...   read by the service
 #   BENCH_KEEP=1    keep the temporary directory (database, service logs)
 #   BENCH_SKIP_BUILD=1  use the existing binary (target/release, or target/profiling)
+#   BENCH_RESULTS_DIR   where the results go (default wrk/results; CI's smoke run
+#                   writes to a temporary directory)
 set -euo pipefail
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -143,7 +145,7 @@ fi
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 BENCH_DIR="$ROOT/wrk"
-RESULTS_DIR="$BENCH_DIR/results"
+RESULTS_DIR="${BENCH_RESULTS_DIR:-$BENCH_DIR/results}"
 BOOK_SQL="$ROOT/src/db/book.sql"
 BOOK_MANY_SQL="$ROOT/src/db/book_many.sql"
 REFERENCE_SQL="$BENCH_DIR/reference.sql"
@@ -1393,7 +1395,7 @@ for name in ("latest", stamp):
         json.dump(doc, fh, indent=2)
         fh.write("\n")
 print(text)
-print(f"Written: wrk/results/latest.{{md,json}} and wrk/results/{stamp}.{{md,json}}")
+print(f"Written: {results_dir}/latest.{{md,json}} and {results_dir}/{stamp}.{{md,json}}")
 sys.exit(1 if five or doc["overlaps"] or (check and not check["ok"]) else 0)
 PY
 status=$?
