@@ -674,6 +674,88 @@ async fn the_connections_of_book_plan_generically() {
     assert_eq!(mode, "auto", "the pool's connections keep the default");
 }
 
+#[tokio::test]
+async fn the_connections_of_book_find_every_row_by_an_index() {
+    // Forty hotels fit in a page or two: without `enable_seqscan` off the
+    // planner reads the default hotel and the hotel's row by scanning them all.
+    let app = app_with_room_and_user().await;
+    for i in 0..40 {
+        app.create_hotel(&format!("Hotel {i}"), "Town", "Europe/Berlin")
+            .await;
+    }
+    let mut conn = app.state.book_pool.get().await.expect("a connection");
+    let setting: String = sqlx::query_scalar("select current_setting('enable_seqscan')")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("the setting");
+    assert_eq!(setting, "off");
+    let statement = |path: &str| {
+        let text = std::fs::read_to_string(path).expect("the statement's file");
+        text.lines()
+            .filter(|line| !line.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let night = in_days(3);
+    let caller = app.admin_id();
+    let cases = [
+        (
+            "book",
+            statement("src/db/book.sql"),
+            format!("'ROOM7', 'user3', '{night}', '{caller}', 730, 20, 0"),
+        ),
+        (
+            "book_many",
+            statement("src/db/book_many.sql"),
+            format!(
+                "array['ROOM7', 'ROOM7'], array['user3', 'user3'], array['{night}'::date, '{night}'::date + 1], \
+                 array['{caller}'::uuid, '{caller}'::uuid], 730, 20, array[0, 0]"
+            ),
+        ),
+    ];
+    for (name, text, arguments) in cases {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("prepare {name} as {text}")))
+            .execute(&mut *conn)
+            .await
+            .expect("prepare");
+        for mode in ["force_generic_plan", "force_custom_plan"] {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await.expect("begin");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "set local plan_cache_mode = {mode}"
+            )))
+            .execute(&mut *tx)
+            .await
+            .expect("set");
+            let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "explain execute {name}({arguments})"
+            )))
+            .fetch_all(&mut *tx)
+            .await
+            .expect("explain");
+            let plan = plan.join("\n");
+            assert!(!plan.contains("Seq Scan"), "{name}, {mode}:\n{plan}");
+            for index in [
+                "hotels_one_default",
+                "rooms_hotel_id_name_key",
+                "users_name_key",
+            ] {
+                assert!(plan.contains(index), "{name}, {mode}: {index}\n{plan}");
+            }
+            tx.rollback().await.expect("rollback");
+        }
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("deallocate {name}")))
+            .execute(&mut *conn)
+            .await
+            .expect("deallocate");
+    }
+    let mut pooled = app.pool.acquire().await.expect("a connection");
+    let setting: String = sqlx::query_scalar("select current_setting('enable_seqscan')")
+        .fetch_one(&mut *pooled)
+        .await
+        .expect("the setting");
+    assert_eq!(setting, "on", "the pool's connections keep the default");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_connections_of_book_are_as_many_as_configured_and_the_rest_queue() {
     let app = app_with_room_and_user_and(Limits {

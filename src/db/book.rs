@@ -253,17 +253,23 @@ impl deadpool::managed::Manager for BookConnections {
 }
 
 /// A [`BookPool`] of `size` connections beside `pool`: the same connection
-/// options, generic plans only, and the timeouts of [`book_timeouts`].
-/// `book_many.sql` takes arrays: its custom
+/// options, generic plans only, no sequential scans, and the timeouts of
+/// [`book_timeouts`]. `book_many.sql` takes arrays: its custom
 /// plan (for the arrays' lengths) always looks cheaper than its generic plan
 /// (which assumes a hundred elements), so PostgreSQL would plan it anew on
-/// every execution, about half a millisecond each time. Both statements'
-/// generic plans find every row by an index (`wrk/bench.sh` checks them).
+/// every execution, about half a millisecond each time. These connections run
+/// only `book.sql` and `book_many.sql`, each row of which is one of a unique
+/// index: with `enable_seqscan` off every one is found by its index, the
+/// default hotel and the hotel's row too, which the planner would otherwise
+/// read by scanning `hotels` whole while its statistics say it is a few pages
+/// (a hundred hotels: a fifth of the statement's buffers, 200 rows filtered).
+/// `wrk/bench.sh` checks both plans with these settings.
 pub fn book_pool(pool: &PgPool, size: usize, request_timeout: Duration) -> BookPool {
     let (wait, statement) = book_timeouts(request_timeout, pool.options().get_acquire_timeout());
     let statement = format!("{}ms", statement.as_millis());
     let connect = pool.connect_options().as_ref().clone().options([
         ("plan_cache_mode", "force_generic_plan"),
+        ("enable_seqscan", "off"),
         ("statement_timeout", statement.as_str()),
     ]);
     let builder = BookPool::builder(BookConnections {
