@@ -518,13 +518,16 @@ pgss_snapshot() { # out: the statements run since the reset (JSON lines)
 }
 
 # pgbench on one script; prints "tps xacts rows overlaps" and leaves per-transaction logs.
-run_pgbench() { # tag script conns jobs booking(0|1)
-    local tag="$1" script="$2" conns="$3" jobs="$4" booking="$5" tps xacts rows=0 overlaps=0
+# The settings of the service's connections for POST /book (db::book::book_pool),
+# for pgbench of the handler's statement.
+BOOK_PGOPTIONS="-c plan_cache_mode=force_generic_plan -c enable_seqscan=off"
+run_pgbench() { # tag script conns jobs booking(0|1) [PGOPTIONS]
+    local tag="$1" script="$2" conns="$3" jobs="$4" booking="$5" options="${6:-}" tps xacts rows=0 overlaps=0
     [[ $booking == 1 ]] && reset_bookings
     service_and_pg_cpu >"$RUN_DIR/$tag.cpu0"
     children_cpu "$RUN_DIR/$tag.client0"
     run_child "$RUN_DIR/$tag.pgbench" \
-        pgbench -n -M prepared "${PGBENCH_VARS[@]}" -c "$conns" -j "$jobs" -T "$DURATION" \
+        env PGOPTIONS="$options" pgbench -n -M prepared "${PGBENCH_VARS[@]}" -c "$conns" -j "$jobs" -T "$DURATION" \
             -l --log-prefix="$RUN_DIR/$tag.pglog" -f "$script" "$DB_URL" \
         || { cat "$RUN_DIR/$tag.pgbench" >&2; die "pgbench failed on $script"; }
     children_cpu "$RUN_DIR/$tag.client1"
@@ -603,7 +606,8 @@ measure() {
     local handler="- - - -" reference="- - - -"
     if ((instances == 1)); then
         log "$step: pgbench -c$clients -j$jobs -T$DURATION, the handler's SQL"
-        handler=$(run_pgbench "$tag-handler" "$RUN_DIR/$workload-handler.pgbench" "$clients" "$jobs" "$booking")
+        handler=$(run_pgbench "$tag-handler" "$RUN_DIR/$workload-handler.pgbench" "$clients" "$jobs" "$booking" \
+            "$([[ $booking == 1 ]] && echo "$BOOK_PGOPTIONS")")
         if [[ $booking == 1 ]]; then
             log "$step: pgbench -c$clients -j$jobs -T$DURATION, wrk/reference.sql"
             reference=$(run_pgbench "$tag-reference" "$RUN_DIR/$workload-reference.pgbench" "$clients" "$jobs" 1)
@@ -1259,7 +1263,8 @@ md = [f"# POST /book and GET /hotels (search) benchmark, {now}", "",
       + (f"; loaded in {search_load} s)" if search_load else ")"),
       "- large: the seed workload after `wrk/large_inventory.sql` (100 hotels x 1,000 rooms named ROOM0..999, "
       "100,000 users, 100,000 bookings" + (f"; loaded in {large_load} s" if large_load else "") + ")",
-      "- handler tps: pgbench running the statement of `src/db/book.sql` (or `src/db/search_hotels.sql`) "
+      "- handler tps: pgbench running the statement of `src/db/book.sql` (with the settings of the service's "
+      "connections for it: generic plans, enable_seqscan off) or `src/db/search_hotels.sql` "
       "with the wrk script's ranges, as many clients as wrk opens connections (wrk 4.1: CONNS // THREADS per thread, so -t4 -c10 is 8); reference tps: pgbench running `wrk/reference.sql`, "
       "the smallest correct seed booking",
       "- svc/ref = service req/s / reference tps (the targets' ratio); svc/handler = service req/s / "
