@@ -642,21 +642,24 @@ async fn a_statement_of_several_whose_connection_ends_books_nothing_and_answers_
     assert_eq!(app.count("select count(*) from bookings").await, 30);
 }
 
+/// A setting of the session of `conn`.
+async fn setting(conn: &mut sqlx::PgConnection, name: &str) -> String {
+    sqlx::query_scalar("select current_setting($1)")
+        .bind(name)
+        .fetch_one(conn)
+        .await
+        .expect("the setting")
+}
+
 #[tokio::test]
 async fn the_connections_of_book_plan_generically() {
     // `book_many.sql` would otherwise be planned anew on every execution
     // (its custom plan, for the arrays' lengths, always looks cheaper).
     let app = TestApp::new().await;
     let mut conn = app.state.book_pool.get().await.expect("a connection");
-    let mode: String = sqlx::query_scalar("select current_setting('plan_cache_mode')")
-        .fetch_one(&mut *conn)
-        .await
-        .expect("the setting");
+    let mode = setting(&mut conn, "plan_cache_mode").await;
     assert_eq!(mode, "force_generic_plan");
-    let timeout: String = sqlx::query_scalar("select current_setting('statement_timeout')")
-        .fetch_one(&mut *conn)
-        .await
-        .expect("the setting");
+    let timeout = setting(&mut conn, "statement_timeout").await;
     let (_, statement) = room_booking::db::book::book_timeouts(
         test_limits().request_timeout,
         std::time::Duration::from_secs(5),
@@ -667,10 +670,7 @@ async fn the_connections_of_book_plan_generically() {
         "the statement timeout of a keyless booking"
     );
     let mut pooled = app.pool.acquire().await.expect("a connection");
-    let mode: String = sqlx::query_scalar("select current_setting('plan_cache_mode')")
-        .fetch_one(&mut *pooled)
-        .await
-        .expect("the setting");
+    let mode = setting(&mut pooled, "plan_cache_mode").await;
     assert_eq!(mode, "auto", "the pool's connections keep the default");
 }
 
@@ -684,11 +684,7 @@ async fn the_connections_of_book_find_every_row_by_an_index() {
             .await;
     }
     let mut conn = app.state.book_pool.get().await.expect("a connection");
-    let setting: String = sqlx::query_scalar("select current_setting('enable_seqscan')")
-        .fetch_one(&mut *conn)
-        .await
-        .expect("the setting");
-    assert_eq!(setting, "off");
+    assert_eq!(setting(&mut conn, "enable_seqscan").await, "off");
     let statement = |path: &str| {
         let text = std::fs::read_to_string(path).expect("the statement's file");
         text.lines()
@@ -749,11 +745,11 @@ async fn the_connections_of_book_find_every_row_by_an_index() {
             .expect("deallocate");
     }
     let mut pooled = app.pool.acquire().await.expect("a connection");
-    let setting: String = sqlx::query_scalar("select current_setting('enable_seqscan')")
-        .fetch_one(&mut *pooled)
-        .await
-        .expect("the setting");
-    assert_eq!(setting, "on", "the pool's connections keep the default");
+    assert_eq!(
+        setting(&mut pooled, "enable_seqscan").await,
+        "on",
+        "the pool's connections keep the default"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
