@@ -322,6 +322,36 @@ where
     }
 }
 
+/// A caller with at least the staff role; anyone else answers `403`.
+#[derive(Debug, Clone, Copy)]
+pub struct Staff(pub AuthUser);
+
+/// A caller with the admin role; anyone else answers `403`.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin(pub AuthUser);
+
+macro_rules! at_least {
+    ($extractor:ident, $role:expr) => {
+        impl<S> FromRequestParts<S> for $extractor
+        where
+            S: Send + Sync,
+            Arc<Keys>: FromRef<S>,
+            PgPool: FromRef<S>,
+        {
+            type Rejection = Error;
+
+            async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+                let caller = AuthUser::from_request_parts(parts, state).await?;
+                caller.require($role)?;
+                Ok($extractor(caller))
+            }
+        }
+    };
+}
+
+at_least!(Staff, Role::Staff);
+at_least!(Admin, Role::Admin);
+
 /// A verified token's claims, without asking the database; for `POST /book`,
 /// whose one statement checks the caller itself.
 pub struct TokenClaims(pub Claims);

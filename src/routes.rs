@@ -10,8 +10,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
-use axum::{BoxError, Router};
+use axum::{BoxError, Extension, Router};
 use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
 use tower_governor::GovernorLayer;
@@ -23,8 +22,13 @@ use tracing::Level;
 
 use crate::error::Error;
 use crate::extract::screen_request;
-use crate::handlers::{auth, book, bookings, health, hotels, rooms, users};
-use crate::state::AppState;
+use crate::handlers::{
+    auth, book, bookings, health, hotels, rate_plans, rates, room_types, rooms, search, users,
+};
+use crate::openapi::{ApiDoc, Document};
+use crate::state::{AppState, Limits};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 /// Bodies are small JSON documents; anything larger answers `413`.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -34,96 +38,10 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The application, as the binary serves it and the tests drive it.
 pub fn app(state: AppState) -> Router {
     let limits = state.limits.clone();
-    // Public: registration and tokens (rate-limited per client address, SPEC 4.8)...
-    let sign_in = Router::new()
-        .route("/auth/register", post(auth::register))
-        .route("/auth/token", post(auth::token))
-        .route_layer(per_address_rate_limit(
-            limits.auth_burst,
-            limits.auth_period,
-        ))
-        .route_layer(middleware::map_response_with_state(
-            limits.refusal_delay,
-            refusals_wait,
-        ));
-    // ...and the search: rate-limited per client address before it waits for
-    // one of `public_queries` slots (SPEC 4.6 and 4.8).
-    let search = Router::new()
-        .route("/hotels", get(hotels::list))
-        .route("/hotels/{id}/availability", get(hotels::availability))
-        .route_layer(middleware::from_fn_with_state(
-            state.public_queries.clone(),
-            bounded,
-        ))
-        .route_layer(per_address_rate_limit(
-            limits.search_burst,
-            limits.search_period,
-        ))
-        .route_layer(middleware::map_response_with_state(
-            limits.refusal_delay,
-            refusals_wait,
-        ));
-    // Every other handler takes an `AuthUser` (or `TokenClaims`) and so needs a token.
-    Router::new()
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
-        .route("/metrics", get(health::metrics))
-        .route("/openapi.json", get(health::openapi))
-        .merge(sign_in)
-        .merge(search)
-        // Seed-compatible calls (SPEC 4.1).
-        .route("/book", post(book::book))
-        .route("/rooms", get(rooms::list).post(rooms::create))
-        .route(
-            "/rooms/{id}",
-            get(rooms::get).patch(rooms::update).delete(rooms::delete),
-        )
-        .route("/users", get(users::list).post(users::create))
-        .route(
-            "/users/{id}",
-            get(users::get).patch(users::update).delete(users::delete),
-        )
-        // Hotels and inventory (SPEC 4.2); `GET /hotels` with dates is the search (4.3).
-        .route("/hotels", post(hotels::create))
-        .route(
-            "/hotels/{id}",
-            get(hotels::get)
-                .patch(hotels::update)
-                .delete(hotels::delete),
-        )
-        .route(
-            "/hotels/{id}/room-types",
-            get(hotels::list_room_types).post(hotels::create_room_type),
-        )
-        .route(
-            "/hotels/{id}/room-types/{room_type_id}",
-            patch(hotels::update_room_type).delete(hotels::delete_room_type),
-        )
-        .route(
-            "/hotels/{id}/rate-plans",
-            get(hotels::list_rate_plans).post(hotels::create_rate_plan),
-        )
-        .route(
-            "/hotels/{id}/rate-plans/{rate_plan_id}",
-            patch(hotels::update_rate_plan).delete(hotels::delete_rate_plan),
-        )
-        .route(
-            "/hotels/{id}/rates",
-            get(hotels::list_rates).put(hotels::put_rates),
-        )
-        // Priced stays (SPEC 4.4).
-        .route("/bookings", get(bookings::list).post(bookings::create))
-        .route(
-            "/bookings/{id}",
-            get(bookings::get)
-                .patch(bookings::update)
-                .delete(bookings::cancel),
-        )
-        .route("/bookings/{id}/check-in", post(bookings::check_in))
-        .route("/bookings/{id}/check-out", post(bookings::check_out))
-        .route("/bookings/{id}/no-show", post(bookings::no_show))
-        .route("/bookings/{id}/invoice", get(bookings::invoice))
+    let (router, api) = api(&limits, state.public_queries.clone()).split_for_parts();
+    router
         .fallback(|| async { Error::not_found("no such route") })
+        .layer(Extension(Document::new(api)))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -148,6 +66,47 @@ pub fn app(state: AppState) -> Router {
                 .layer(middleware::from_fn(screen_request)),
         )
         .with_state(state)
+}
+
+/// Every route, from the routers of the resource modules, with its
+/// OpenAPI operation; and the layers of the public ones.
+pub fn api(limits: &Limits, public_queries: Arc<Semaphore>) -> OpenApiRouter<AppState> {
+    // Public: registration and tokens (rate-limited per client address, SPEC 4.8)...
+    let sign_in = auth::router()
+        .route_layer(per_address_rate_limit(
+            limits.auth_burst,
+            limits.auth_period,
+        ))
+        .route_layer(middleware::map_response_with_state(
+            limits.refusal_delay,
+            refusals_wait,
+        ));
+    // ...and the search: rate-limited per client address before it waits for
+    // one of `public_queries` slots (SPEC 4.6 and 4.8).
+    let search = search::router()
+        .route_layer(middleware::from_fn_with_state(public_queries, bounded))
+        .route_layer(per_address_rate_limit(
+            limits.search_burst,
+            limits.search_period,
+        ))
+        .route_layer(middleware::map_response_with_state(
+            limits.refusal_delay,
+            refusals_wait,
+        ));
+    // Every other handler takes a caller (`AuthUser`, `Staff`, `Admin` or
+    // `TokenClaims`) and so needs a token; `health` is public.
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::router())
+        .merge(sign_in)
+        .merge(search)
+        .merge(book::router())
+        .merge(rooms::router())
+        .merge(users::router())
+        .merge(hotels::router())
+        .merge(room_types::router())
+        .merge(rate_plans::router())
+        .merge(rates::router())
+        .merge(bookings::router())
 }
 
 /// One span per request: method, route, request id; the response adds status and latency.
@@ -267,4 +226,94 @@ fn per_address_rate_limit(
         }
         other => Error::Internal(other.to_string()).into_response(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// The document `app` serves, without a database.
+    fn document() -> Value {
+        let limits = Limits::default();
+        let slots = Arc::new(Semaphore::new(1));
+        crate::openapi::finish(api(&limits, slots).into_openapi())
+    }
+
+    #[tokio::test]
+    async fn created_resources_link_to_their_operations() {
+        let document = document();
+        let links =
+            |creator: &str| document["paths"][creator]["post"]["responses"]["201"]["links"].clone();
+        for creator in ["/book", "/bookings"] {
+            let links = links(creator);
+            let cancel = &links["delete_bookings_id"];
+            assert_eq!(cancel["operationId"], "delete_bookings_id", "{creator}");
+            assert_eq!(cancel["parameters"], json!({ "id": "$response.body#/id" }));
+            assert!(links["post_bookings_id_check_in"].is_object(), "{creator}");
+            assert!(links["get_bookings_id_invoice"].is_object(), "{creator}");
+        }
+        let hotel = links("/hotels");
+        assert_eq!(
+            hotel["put_hotels_id_rates"]["parameters"],
+            json!({ "id": "$response.body#/id" })
+        );
+        assert!(hotel["post_hotels_id_room_types"].is_object());
+        // Operations that need another id than the new hotel's are not linked.
+        assert!(
+            hotel
+                .get("patch_hotels_id_room_types_room_type_id")
+                .is_none()
+        );
+        let room_type = links("/hotels/{id}/room-types");
+        assert_eq!(
+            room_type["delete_hotels_id_room_types_room_type_id"]["parameters"],
+            json!({ "id": "$request.path.id", "room_type_id": "$response.body#/id" })
+        );
+        assert!(
+            links("/hotels/{id}/rate-plans")["patch_hotels_id_rate_plans_rate_plan_id"].is_object()
+        );
+        assert!(links("/rooms")["delete_rooms_id"].is_object());
+        assert!(links("/users")["get_users_id"].is_object());
+    }
+
+    #[tokio::test]
+    async fn a_new_booking_names_a_room_type_or_a_room_not_both() {
+        let document = document();
+        let request = &document["components"]["schemas"]["NewBookingRequest"];
+        let given = |field: &str| json!({ "properties": { field: { "type": "string" } }, "required": [field] });
+        assert_eq!(
+            request["anyOf"],
+            json!([given("room_type_id"), given("room_id")])
+        );
+        assert_eq!(
+            request["not"]["allOf"],
+            json!([given("room_type_id"), given("room_id")])
+        );
+    }
+
+    #[tokio::test]
+    async fn every_problem_answer_is_a_problem_document() {
+        let document = document();
+        assert_eq!(document["openapi"], "3.1.0");
+        let paths = document["paths"].as_object().expect("paths");
+        assert!(paths.len() >= 20);
+        for (path, item) in paths {
+            for method in ["get", "put", "post", "delete", "patch"] {
+                let Some(operation) = item.get(method) else {
+                    continue;
+                };
+                let responses = operation["responses"].as_object().expect("responses");
+                for (status, response) in responses {
+                    if status.starts_with('4') || status.starts_with('5') {
+                        assert!(
+                            response["content"]["application/problem+json"].is_object(),
+                            "{method} {path} {status}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

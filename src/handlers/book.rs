@@ -16,6 +16,13 @@ use crate::domain::{BookingStatus, Role, parse_seed_date};
 use crate::error::{Error, ErrorCode, Result};
 use crate::extract::{IdempotencyKey, IdempotencyKeyHeader, Json};
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The routes of this module, each with its OpenAPI operation.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(book))
+}
 
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"room_name": "ROOM7", "user_name": "user3", "date": "24.11.27"}))]

@@ -10,14 +10,27 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{Page, Pagination, created, idempotency, parse_date, parse_guests, parse_stay};
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, Staff};
 use crate::db::bookings::{self, BookingChange, BookingFilter, NewBooking, Target};
 use crate::domain::{
-    Booking, BookingStatus, Invoice, InvoiceLine, InvoiceStatus, Role, Stay, parse_timezone,
+    Booking, BookingStatus, Invoice, InvoiceLine, InvoiceStatus, Stay, parse_timezone,
 };
 use crate::error::{Error, Result};
 use crate::extract::{IdempotencyKey, IdempotencyKeyHeader, Json, Path, Query};
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The routes of this module, each with its OpenAPI operation.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get, update, cancel))
+        .routes(routes!(check_in))
+        .routes(routes!(check_out))
+        .routes(routes!(no_show))
+        .routes(routes!(invoice))
+}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -178,7 +191,7 @@ impl From<InvoiceLine> for InvoiceLineBody {
     params(IdempotencyKeyHeader),
     request_body = NewBookingRequest,
     responses(
-        (status = 201, description = "Booked", body = BookingBody, headers(("location" = String))),
+        (status = 201, description = "Booked", body = BookingBody, headers(("location" = String, description = "/bookings/{id}"))),
         (status = 403, description = "A guest booking for someone else"),
         (status = 409, description = "No room of the type is free (`room_already_booked`), or the key is in use"),
         (status = 422, description = "Invalid dates, a past or too distant stay, over capacity, a night without a rate, a guest's limit, unknown inventory, or a key reused"),
@@ -186,7 +199,7 @@ impl From<InvoiceLine> for InvoiceLineBody {
 )]
 pub async fn create(
     State(state): State<AppState>,
-    caller: AuthUser,
+    Staff(caller): Staff,
     key: IdempotencyKey,
     Json(request): Json<NewBookingRequest>,
 ) -> Result<Response> {
@@ -199,10 +212,7 @@ pub async fn create(
     let guests = parse_guests(request.guests)?;
     // A guest books for itself; staff may name anyone.
     let user_id = match request.user_id {
-        Some(user_id) if user_id != caller.id => {
-            caller.require(Role::Staff)?;
-            user_id
-        }
+        Some(user_id) if user_id != caller.id => user_id,
         _ => caller.id,
     };
     let new_booking = NewBooking {
@@ -439,7 +449,7 @@ pub async fn check_out(
 )]
 pub async fn no_show(
     state: State<AppState>,
-    caller: AuthUser,
+    Staff(caller): Staff,
     id: Path<Uuid>,
     key: IdempotencyKey,
 ) -> Result<Response> {
@@ -455,7 +465,6 @@ async fn transition(
     next: BookingStatus,
 ) -> Result<Response> {
     may_see(&state, caller, id).await?;
-    caller.require(Role::Staff)?;
     idempotency::run(&state, caller.id, key, move |conn| {
         Box::pin(async move {
             let booking = bookings::transition_booking(conn, id, next)

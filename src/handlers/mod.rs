@@ -8,7 +8,11 @@ pub mod bookings;
 pub mod health;
 pub mod hotels;
 pub mod idempotency;
+pub mod rate_plans;
+pub mod rates;
+pub mod room_types;
 pub mod rooms;
+pub mod search;
 pub mod users;
 
 use std::borrow::Cow;

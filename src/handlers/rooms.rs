@@ -8,12 +8,21 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{NameSchema, Page, Pagination, created, in_use, parse_name};
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, Staff};
 use crate::db::rooms::{self, RoomUpdate};
-use crate::domain::{Role, Room};
+use crate::domain::Room;
 use crate::error::{Error, ErrorCode, Result, ResultExt};
 use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The routes of this module, each with its OpenAPI operation.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get, update, delete))
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RoomBody {
@@ -107,7 +116,7 @@ pub async fn get(
     security(("bearer" = [])),
     request_body = NewRoom,
     responses(
-        (status = 201, description = "Created", body = RoomBody, headers(("location" = String))),
+        (status = 201, description = "Created", body = RoomBody, headers(("location" = String, description = "/rooms/{id}"))),
         (status = 403, description = "Not staff"),
         (status = 409, description = "The hotel has a room of that name"),
         (status = 422, description = "A bad name; an unknown hotel or room type, or one of another hotel"),
@@ -115,10 +124,9 @@ pub async fn get(
 )]
 pub async fn create(
     State(state): State<AppState>,
-    caller: AuthUser,
+    _: Staff,
     Json(room): Json<NewRoom>,
 ) -> Result<Response> {
-    caller.require(Role::Staff)?;
     let name = parse_name("name", &room.name)?;
     let room = rooms::create_room(&state.pool, &name, room.hotel_id, room.room_type_id)
         .await
@@ -149,11 +157,10 @@ pub async fn create(
 )]
 pub async fn update(
     State(state): State<AppState>,
-    caller: AuthUser,
+    _: Staff,
     Path(id): Path<Uuid>,
     Json(change): Json<RoomChange>,
 ) -> Result<Json<RoomBody>> {
-    caller.require(Role::Staff)?;
     let name = change
         .name
         .as_deref()
@@ -187,10 +194,9 @@ pub async fn update(
 )]
 pub async fn delete(
     State(state): State<AppState>,
-    caller: AuthUser,
+    _: Staff,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode> {
-    caller.require(Role::Staff)?;
     if rooms::delete_room(&state.pool, id)
         .await
         .on_constraint("bookings_room_id_fkey", in_use("room"))?

@@ -8,12 +8,21 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{NameSchema, Page, Pagination, created, in_use, parse_name};
-use crate::auth::{AuthUser, Password};
+use crate::auth::{Admin, AuthUser, Password, Staff};
 use crate::db::users::{self, NewUser, UserChange};
 use crate::domain::{Role, User};
 use crate::error::{Error, ErrorCode, Result, ResultExt};
 use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The routes of this module, each with its OpenAPI operation.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get, update, delete))
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserBody {
@@ -81,10 +90,9 @@ pub struct UserChangeRequest {
 )]
 pub async fn list(
     State(state): State<AppState>,
-    caller: AuthUser,
+    _: Staff,
     Query(pagination): Query<Pagination>,
 ) -> Result<Json<Page<UserBody>>> {
-    caller.require(Role::Staff)?;
     let window = pagination.window()?;
     let listed = users::list_users(&state.pool, window).await?;
     Ok(Json(Page::new(pagination, listed)))
@@ -122,7 +130,7 @@ pub async fn get(
     security(("bearer" = [])),
     request_body = NewUserRequest,
     responses(
-        (status = 201, description = "Created", body = UserBody, headers(("location" = String))),
+        (status = 201, description = "Created", body = UserBody, headers(("location" = String, description = "/users/{id}"))),
         (status = 403, description = "Not an admin"),
         (status = 409, description = "The name is taken"),
         (status = 422, description = "A bad name, email or password"),
@@ -131,10 +139,9 @@ pub async fn get(
 )]
 pub async fn create(
     State(state): State<AppState>,
-    caller: AuthUser,
+    _: Admin,
     Json(user): Json<NewUserRequest>,
 ) -> Result<Response> {
-    caller.require(Role::Admin)?;
     let new_user = NewUser {
         name: parse_name("name", &user.name)?,
         email: user.email.as_deref().map(parse_email).transpose()?,
@@ -239,10 +246,9 @@ pub async fn update(
 )]
 pub async fn delete(
     State(state): State<AppState>,
-    caller: AuthUser,
+    Admin(_caller): Admin,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode> {
-    caller.require(Role::Admin)?;
     if users::delete_user(&state.pool, id)
         .await
         .on_constraint("bookings_user_id_fkey", in_use("user"))?
