@@ -7,7 +7,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db::bookings::BookingError;
 use crate::domain::Refusal;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -115,7 +114,7 @@ pub enum Error {
     /// `409 Conflict`: PostgreSQL aborted the transaction for a concurrent
     /// one (a deadlock or a serialization failure), and the request may
     /// succeed when sent again. Runners of whole transactions run it again
-    /// first ([`crate::db::MaybeRetryable`]).
+    /// first.
     #[error("concurrent changes of the same rooms; try again")]
     Contention(#[source] sqlx::Error),
 
@@ -135,6 +134,18 @@ pub enum Error {
     /// reached in time, the request ran out of time, or the service is busy.
     #[error("the service is temporarily unavailable")]
     Unavailable,
+
+    /// `503 Service Unavailable` with `Retry-After`, as [`Error::Unavailable`]:
+    /// the database was unreachable, or a statement or lock wait ran out of
+    /// time. The cause is logged (a warning), never sent.
+    #[error("the service is temporarily unavailable")]
+    DatabaseUnavailable {
+        #[source]
+        error: sqlx::Error,
+        /// The connection was lost (not merely none free): the pools check
+        /// their idle connections before their next use.
+        connection_lost: bool,
+    },
 
     /// `500 Internal Server Error`: the cause is logged, never sent.
     #[error("database error")]
@@ -180,7 +191,9 @@ impl Error {
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unavailable | Error::DatabaseUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -197,147 +210,8 @@ impl Error {
             Error::PayloadTooLarge => ErrorCode::PayloadTooLarge,
             Error::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             Error::TooManyRequests(_) => ErrorCode::TooManyRequests,
-            Error::Unavailable => ErrorCode::ServiceUnavailable,
+            Error::Unavailable | Error::DatabaseUnavailable { .. } => ErrorCode::ServiceUnavailable,
             Error::Database(_) | Error::Internal(_) => ErrorCode::InternalError,
-        }
-    }
-}
-
-/// Whether a database error means the connection or the server is gone (or
-/// going): such a request may succeed when retried, and answers `503`.
-pub fn is_connection_error(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_) => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            // admin_shutdown, crash_shutdown, cannot_connect_now, the 08
-            // connection-exception class, too_many_connections.
-            matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300") || code.starts_with("08")
-        }),
-        _ => false,
-    }
-}
-
-impl From<deadpool::managed::PoolError<sqlx::Error>> for Error {
-    /// Getting a connection of `POST /book` fails as acquiring one from the
-    /// pool does: a timeout or a closed pool answers `503`, and so does a
-    /// connection that cannot be opened.
-    fn from(error: deadpool::managed::PoolError<sqlx::Error>) -> Self {
-        use deadpool::managed::PoolError;
-        Error::from(match error {
-            PoolError::Backend(error) => error,
-            PoolError::Timeout(_) => sqlx::Error::PoolTimedOut,
-            PoolError::Closed => sqlx::Error::PoolClosed,
-            other => return Error::Internal(other.to_string()),
-        })
-    }
-}
-
-impl From<sqlx::Error> for Error {
-    /// Constraint violations that no call site mapped still answer `409`;
-    /// an unreachable database (or a query cancelled by `statement_timeout`)
-    /// answers `503`.
-    fn from(error: sqlx::Error) -> Self {
-        if is_connection_error(&error) {
-            tracing::warn!(%error, "database unavailable");
-            if !matches!(error, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) {
-                crate::db::connection_error_seen();
-            }
-            return Error::Unavailable;
-        }
-        let code = match &error {
-            sqlx::Error::Database(db) => db.code().map(|code| code.into_owned()),
-            _ => None,
-        };
-        match code.as_deref() {
-            Some("23P01") => Error::conflict(
-                ErrorCode::RoomAlreadyBooked,
-                "the room is already booked for these nights",
-            ),
-            Some("23505") => Error::conflict(
-                ErrorCode::AlreadyExists,
-                "a resource with this name already exists",
-            ),
-            Some("23503") => Error::conflict(
-                ErrorCode::InUse,
-                "the resource is referenced by other resources (such as bookings)",
-            ),
-            // query_canceled: the statement_timeout, just under the request timeout.
-            Some("57014") => {
-                tracing::warn!(%error, "statement timed out");
-                Error::Unavailable
-            }
-            // lock_not_available: a lock not had within `lock_timeout`, again
-            // on every attempt of its transaction.
-            Some("55P03") => {
-                tracing::warn!(%error, "a lock was not available in time");
-                Error::Unavailable
-            }
-            // Deadlocks and serialization failures (that outlived the retries
-            // of their transaction, or are yet to be retried by its runner).
-            Some("40P01" | "40001") => Error::Contention(error),
-            _ => Error::Database(error),
-        }
-    }
-}
-
-/// Maps database errors by constraint name at the call site
-/// (after realworld-axum-sqlx's `on_constraint`).
-pub trait ResultExt<T> {
-    /// When the error violates `constraint`, answer `map()` instead.
-    fn on_constraint(self, constraint: &str, map: impl FnOnce() -> Error) -> Result<T>;
-}
-
-impl<T, E: Into<Error> + AsConstraint> ResultExt<T> for std::result::Result<T, E> {
-    fn on_constraint(self, constraint: &str, map: impl FnOnce() -> Error) -> Result<T> {
-        self.map_err(|error| {
-            if error.constraint() == Some(constraint) {
-                map()
-            } else {
-                error.into()
-            }
-        })
-    }
-}
-
-/// The constraint a database error violated, if any.
-pub trait AsConstraint {
-    fn constraint(&self) -> Option<&str>;
-}
-
-impl AsConstraint for sqlx::Error {
-    fn constraint(&self) -> Option<&str> {
-        crate::db::constraint(self)
-    }
-}
-
-impl AsConstraint for Error {
-    fn constraint(&self) -> Option<&str> {
-        match self {
-            Error::Database(error) => error.constraint(),
-            _ => None,
-        }
-    }
-}
-
-impl crate::db::MaybeRetryable for Error {
-    fn database_error(&self) -> Option<&sqlx::Error> {
-        match self {
-            Error::Contention(error) | Error::Database(error) => Some(error),
-            _ => None,
-        }
-    }
-}
-
-impl From<BookingError> for Error {
-    fn from(error: BookingError) -> Self {
-        match error {
-            BookingError::Refused(refusal) => refusal.into(),
-            BookingError::Database(error) => error.into(),
         }
     }
 }
@@ -385,13 +259,45 @@ pub struct Problem {
     pub code: ErrorCode,
 }
 
+/// Why a request failed, for the log and never for the client: put on the
+/// response by [`Error::into_response`], logged once by the middleware that
+/// reads it (`routes::log_failures`).
+#[derive(Clone, Debug)]
+pub struct Cause {
+    pub text: String,
+    /// A fault of the service (`500`), logged as an error; otherwise the
+    /// database was out of reach (`503`), a warning.
+    pub fault: bool,
+    /// A connection was lost.
+    pub connection_lost: bool,
+}
+
+impl Error {
+    fn cause(&self) -> Option<Cause> {
+        match self {
+            Error::Database(_) | Error::Internal(_) => Some(Cause {
+                text: format!("{self:?}"),
+                fault: true,
+                connection_lost: false,
+            }),
+            Error::DatabaseUnavailable {
+                error,
+                connection_lost,
+            } => Some(Cause {
+                text: error.to_string(),
+                fault: false,
+                connection_lost: *connection_lost,
+            }),
+            _ => None,
+        }
+    }
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
+        let cause = self.cause();
         let detail = if status.is_server_error() {
-            if matches!(self, Error::Database(_) | Error::Internal(_)) {
-                tracing::error!(error = ?self, "request failed");
-            }
             status.canonical_reason().unwrap_or("error").to_lowercase()
         } else {
             self.to_string()
@@ -415,7 +321,7 @@ impl IntoResponse for Error {
             Error::Unauthorized => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Error::Unavailable => {
+            Error::Unavailable | Error::DatabaseUnavailable { .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Error::TooManyRequests(seconds) => {
@@ -424,6 +330,9 @@ impl IntoResponse for Error {
             _ => {}
         }
         response.extensions_mut().insert(code);
+        if let Some(cause) = cause {
+            response.extensions_mut().insert(cause);
+        }
         response
     }
 }

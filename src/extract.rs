@@ -19,6 +19,9 @@ use utoipa::IntoParams;
 
 use crate::error::Error;
 
+/// Bodies are small JSON documents; anything larger answers `413`.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
 /// `axum::Json`, rejecting with the service's problem document, refusing
 /// strings that contain NUL and bodies that are not a JSON object.
 pub struct Json<T>(pub T);
@@ -152,7 +155,7 @@ pub async fn screen_request(request: Request, next: Next) -> Response {
         return next.run(request).await;
     }
     let (mut parts, body) = request.into_parts();
-    let bytes = match axum::body::to_bytes(body, crate::routes::BODY_LIMIT).await {
+    let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
         Ok(bytes) => bytes,
         Err(_) => return Error::PayloadTooLarge.into_response(),
     };

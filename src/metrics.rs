@@ -33,6 +33,10 @@ const LATENCY_BUCKETS: [f64; 14] = [
 /// so that a scanner cannot create series.
 const UNMATCHED: &str = "unmatched";
 
+/// Put on a response by the handler that created a booking.
+#[derive(Debug, Clone, Copy)]
+pub struct BookingCreated;
+
 #[derive(Clone)]
 pub struct Metrics {
     recorder: Arc<PrometheusRecorder>,
@@ -151,7 +155,7 @@ pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next)
             "idempotent_replays_total",
             vec![Label::new("route", route.clone())],
         );
-    } else if status.as_u16() == 201 && (route == "/book" || route == "/bookings") {
+    } else if response.extensions().get::<BookingCreated>().is_some() {
         metrics.count("bookings_created_total", vec![Label::new("route", route)]);
     } else if response.extensions().get::<ErrorCode>() == Some(&ErrorCode::RoomAlreadyBooked) {
         metrics.count("booking_conflicts_total", vec![Label::new("route", route)]);

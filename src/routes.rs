@@ -20,8 +20,9 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::error::Error;
-use crate::extract::screen_request;
+use crate::db;
+use crate::error::{Cause, Error};
+use crate::extract::{BODY_LIMIT, screen_request};
 use crate::handlers::{
     auth, book, bookings, health, hotels, rate_plans, rates, room_types, rooms, search, users,
 };
@@ -29,9 +30,6 @@ use crate::openapi::{ApiDoc, Document};
 use crate::state::{AppState, Limits};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
-
-/// Bodies are small JSON documents; anything larger answers `413`.
-pub const BODY_LIMIT: usize = 64 * 1024;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -55,6 +53,7 @@ pub fn app(state: AppState) -> Router {
                         .on_failure(DefaultOnFailure::new().level(Level::WARN)),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(middleware::map_response(log_failures))
                 .layer(middleware::from_fn_with_state(
                     state.metrics.clone(),
                     crate::metrics::track,
@@ -107,6 +106,23 @@ pub fn api(limits: &Limits, public_queries: Arc<Semaphore>) -> OpenApiRouter<App
         .merge(rate_plans::router())
         .merge(rates::router())
         .merge(bookings::router())
+}
+
+/// Logs why a request failed, once, inside its span: the [`Cause`] that
+/// [`Error`]'s answer carries. A lost connection also has the pools check
+/// their idle connections before their next use.
+async fn log_failures(response: Response) -> Response {
+    if let Some(cause) = response.extensions().get::<Cause>() {
+        if cause.fault {
+            tracing::error!(cause = %cause.text, "request failed");
+        } else {
+            tracing::warn!(cause = %cause.text, "database unavailable");
+        }
+        if cause.connection_lost {
+            db::connection_error_seen();
+        }
+    }
+    response
 }
 
 /// One span per request: method, route, request id; the response adds status and latency.

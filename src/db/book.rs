@@ -1,6 +1,7 @@
 //! The seed-compatible booking of nights by room and user name, and the
 //! queue that books keyless ones together when every connection is busy. The
-//! queue answers with the service's [`Error`], as a handler would.
+//! queue answers what became of each night, or a [`BookFailure`]; the
+//! handler makes the HTTP answer.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -13,10 +14,10 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
+use super::failure::{Failure, classify, is_connection_error};
 use super::{TRANSACTION_ATTEMPTS, in_transaction, is_retryable};
 use crate::domain::booking::BookingLimits;
 use crate::domain::{BookingStatus, Role};
-use crate::error::{Error, is_connection_error};
 
 /// What became of a `POST /book`.
 #[derive(Debug, PartialEq, Eq)]
@@ -44,6 +45,35 @@ pub enum NightBooking {
     NotYours,
     /// A guest holds as many live bookings as it may.
     GuestLimit,
+}
+
+/// Why the queue could not book a night.
+#[derive(Debug)]
+pub enum BookFailure {
+    /// No connection in time, or the request waited too long for one.
+    Unavailable,
+    /// The night's statement failed.
+    Database(sqlx::Error),
+    /// The statement this night shared with others failed (the first of
+    /// them has the error itself).
+    Shared(String),
+}
+
+impl From<sqlx::Error> for BookFailure {
+    fn from(error: sqlx::Error) -> Self {
+        BookFailure::Database(error)
+    }
+}
+
+impl From<PoolError<sqlx::Error>> for BookFailure {
+    fn from(error: PoolError<sqlx::Error>) -> Self {
+        match error {
+            PoolError::Backend(error) => BookFailure::Database(error),
+            PoolError::Timeout(_) => BookFailure::Database(sqlx::Error::PoolTimedOut),
+            PoolError::Closed => BookFailure::Database(sqlx::Error::PoolClosed),
+            other => BookFailure::Shared(other.to_string()),
+        }
+    }
 }
 
 /// The caller of a `POST /book`, as its token says.
@@ -370,7 +400,7 @@ impl QueueCounts {
 struct Job {
     request: NightRequest,
     queued: Instant,
-    answer: oneshot::Sender<Result<NightBooking, Error>>,
+    answer: oneshot::Sender<Result<NightBooking, BookFailure>>,
 }
 
 /// What a worker needs.
@@ -416,7 +446,7 @@ impl BookQueue {
 
     /// Books `request`: at once if a connection is free, else with the
     /// others waiting.
-    pub async fn book(&self, request: NightRequest) -> Result<NightBooking, Error> {
+    pub async fn book(&self, request: NightRequest) -> Result<NightBooking, BookFailure> {
         let arrived = Instant::now();
         match self.pool.timeout_get(&self.at_once).await {
             Ok(mut conn) => {
@@ -436,13 +466,13 @@ impl BookQueue {
         // A place in the queue first: a request dropped while it waits for
         // one leaves nothing behind.
         let Ok(place) = self.jobs.reserve().await else {
-            return Err(Error::Unavailable);
+            return Err(BookFailure::Unavailable);
         };
         self.counts.waiting.fetch_add(1, Ordering::Relaxed);
         place.send(job);
         // A job dropped unanswered (it waited too long, or the workers are
         // gone) answers 503.
-        answered.await.unwrap_or(Err(Error::Unavailable))
+        answered.await.unwrap_or(Err(BookFailure::Unavailable))
     }
 
     pub fn counts(&self) -> &QueueCounts {
@@ -504,7 +534,7 @@ impl Worker {
                 jobs.drain(..).map(|job| (job.request, job.answer)).unzip();
             let answers = match conn {
                 Ok(mut conn) => self.book_together(&mut conn, &requests, &arrivals).await,
-                Err(error) => the_same_for_all(Error::from(error), requests.len()),
+                Err(error) => the_same_for_all(BookFailure::from(error), requests.len()),
             };
             for (sender, answer) in senders.into_iter().zip(answers) {
                 // The client may have gone meanwhile; its night stays booked,
@@ -522,7 +552,7 @@ impl Worker {
         conn: &mut PgConnection,
         requests: &[NightRequest],
         arrivals: &[Instant],
-    ) -> Vec<Result<NightBooking, Error>> {
+    ) -> Vec<Result<NightBooking, BookFailure>> {
         self.counts.ran(requests.len());
         let error = match (requests, arrivals) {
             ([request], [arrived]) => {
@@ -540,20 +570,20 @@ impl Worker {
             && !is_connection_error(&error)
             && matches!(&error, sqlx::Error::Database(db) if db.code().as_deref() != Some("57014"));
         if !repeat {
-            return the_same_for_all(Error::from(error), requests.len());
+            return the_same_for_all(BookFailure::from(error), requests.len());
         }
         tracing::warn!(%error, nights = requests.len(), "a statement of several bookings failed; booking them one at a time");
         let mut answers = Vec::with_capacity(requests.len());
         for (request, &arrived) in requests.iter().zip(arrivals) {
             if arrived.elapsed() > self.wait {
-                answers.push(Err(Error::Unavailable));
+                answers.push(Err(BookFailure::Unavailable));
                 continue;
             }
             self.counts.ran(1);
             answers.push(
                 book_alone(conn, request, &self.limits, (arrived, self.wait))
                     .await
-                    .map_err(Error::from),
+                    .map_err(BookFailure::from),
             );
         }
         answers
@@ -561,16 +591,30 @@ impl Worker {
 }
 
 /// `error` for the first request, and one like it for each of the others.
-fn the_same_for_all(error: Error, count: usize) -> Vec<Result<NightBooking, Error>> {
-    let unavailable = matches!(error, Error::Unavailable);
-    let text = error.to_string();
+fn the_same_for_all(error: BookFailure, count: usize) -> Vec<Result<NightBooking, BookFailure>> {
+    let unavailable = match &error {
+        BookFailure::Unavailable => true,
+        BookFailure::Database(error) => matches!(
+            classify(error),
+            Failure::ConnectionLost
+                | Failure::PoolUnavailable
+                | Failure::TimedOut
+                | Failure::LockUnavailable
+        ),
+        BookFailure::Shared(_) => false,
+    };
+    let text = match &error {
+        BookFailure::Database(error) => error.to_string(),
+        BookFailure::Shared(text) => text.clone(),
+        BookFailure::Unavailable => String::new(),
+    };
     let mut answers = Vec::with_capacity(count);
     answers.push(Err(error));
     answers.extend((1..count).map(|_| {
         Err(if unavailable {
-            Error::Unavailable
+            BookFailure::Unavailable
         } else {
-            Error::Internal(text.clone())
+            BookFailure::Shared(text.clone())
         })
     }));
     answers

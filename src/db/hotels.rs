@@ -28,9 +28,6 @@ pub struct HotelChange {
     pub check_out_time: Option<NaiveTime>,
 }
 
-/// The check that refuses a time zone PostgreSQL cannot resolve.
-pub const TIMEZONE_KNOWN: &str = "hotels_timezone_known";
-
 pub async fn list_hotels(
     pool: &PgPool,
     city: Option<&str>,

@@ -4,11 +4,14 @@
 
 pub mod book;
 pub mod bookings;
+pub mod failure;
 pub mod hotels;
 pub mod idempotency;
 pub mod rooms;
 pub mod search;
 pub mod users;
+
+pub use failure::{constraint, is_connection_error, is_retryable};
 
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -130,7 +133,7 @@ pub async fn schema_is_current(pool: &PgPool) -> sqlx::Result<bool> {
         {
             Ok(applied) => applied,
             // undefined_table: never migrated.
-            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42P01") => {
+            Err(error) if failure::is_undefined_table(&error) => {
                 return Ok(false);
             }
             Err(error) => return Err(error),
@@ -169,26 +172,9 @@ where
     Ok((rows.into_iter().map(|(item, _)| item).collect(), total))
 }
 
-/// The constraint a database error names, if any: errors are told apart by
-/// constraint name, here and in the handlers (`error::ResultExt`).
-pub fn constraint(error: &sqlx::Error) -> Option<&str> {
-    match error {
-        sqlx::Error::Database(db) => db.constraint(),
-        _ => None,
-    }
-}
-
 /// How often a transaction that lost a deadlock or a serialization check is
 /// run again before the caller hears of it.
 pub const TRANSACTION_ATTEMPTS: u32 = 4;
-
-/// Whether PostgreSQL aborted a transaction that may succeed when run again:
-/// a deadlock (`40P01`), a serialization failure (`40001`), or a lock not
-/// had within `lock_timeout` (`55P03`).
-pub fn is_retryable(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db)
-        if matches!(db.code().as_deref(), Some("40P01" | "40001" | "55P03")))
-}
 
 /// Something `in_transaction` can tell apart: a database error that may be
 /// worth running again.

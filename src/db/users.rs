@@ -6,9 +6,6 @@ use uuid::Uuid;
 
 use crate::domain::{Role, User, Window};
 
-/// The unique name of a user.
-pub const NAME_TAKEN: &str = "users_name_key";
-
 pub struct NewUser {
     pub name: String,
     pub email: Option<String>,

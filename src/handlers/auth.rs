@@ -5,12 +5,14 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::database::ResultExt;
 use super::users::{UserBody, name_taken};
 use super::{NameSchema, created, parse_name};
 use crate::auth::{Password, TOKEN_TTL_SECONDS};
+use crate::db::failure::constraints;
 use crate::db::users::{self, NewUser};
 use crate::domain::Role;
-use crate::error::{Error, Result, ResultExt};
+use crate::error::{Error, Result};
 use crate::extract::Json;
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -68,7 +70,7 @@ pub async fn register(
     };
     let user = users::create_user(&state.pool, new_user)
         .await
-        .on_constraint(users::NAME_TAKEN, name_taken)?;
+        .on_constraint(constraints::USER_NAME_TAKEN, name_taken)?;
     Ok(created(format!("/users/{}", user.id), UserBody::from(user)))
 }
 

@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{created, idempotency};
+use super::idempotency;
 use crate::auth::TokenClaims;
 use crate::db::book::{Caller, NightBooking, NightRequest, book_guest_night, book_night};
 use crate::domain::booking::BookingLimits;
@@ -132,7 +132,7 @@ async fn book_one(
 
 fn answer(booked: NightBooking, request: &BookNight, night: NaiveDate) -> Result<Response> {
     match booked {
-        NightBooking::Booked { id, status } => Ok(created(
+        NightBooking::Booked { id, status } => Ok(super::booked(
             format!("/bookings/{id}"),
             BookedNight {
                 id,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{Page, Pagination, created, idempotency, parse_date, parse_guests, parse_stay};
+use super::{Page, Pagination, booked, idempotency, parse_date, parse_guests, parse_stay};
 use crate::auth::{AuthUser, Staff};
 use crate::db::bookings::{self, BookingChange, BookingFilter, NewBooking, Target};
 use crate::domain::{
@@ -229,7 +229,7 @@ pub async fn create(
         let new_booking = new_booking.clone();
         Box::pin(async move {
             let booking = bookings::create_booking(conn, &new_booking, &limits).await?;
-            Ok(created(
+            Ok(booked(
                 format!("/bookings/{}", booking.id),
                 BookingBody::from(booking),
             ))

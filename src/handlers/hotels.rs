@@ -9,12 +9,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::database::ResultExt;
 use super::{NameSchema, created, hh_mm, in_use, parse_name};
 use crate::auth::{AuthUser, Staff};
+use crate::db::failure::constraints;
 use crate::db::hotels::{self, Deletion, HotelChange, NewHotel};
 use crate::domain::inventory::parse_time_of_day;
 use crate::domain::{Hotel, parse_timezone};
-use crate::error::{Error, ErrorCode, Result, ResultExt};
+use crate::error::{Error, ErrorCode, Result};
 use crate::extract::{Json, Path};
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -141,7 +143,7 @@ pub async fn create(
     };
     let hotel = hotels::create_hotel(&state.pool, new_hotel)
         .await
-        .on_constraint(hotels::TIMEZONE_KNOWN, unknown_timezone)?;
+        .on_constraint(constraints::HOTEL_TIMEZONE_KNOWN, unknown_timezone)?;
     Ok(created(
         format!("/hotels/{}", hotel.id),
         HotelBody::from(hotel),
@@ -191,7 +193,7 @@ pub async fn update(
     };
     let hotel = hotels::update_hotel(&state.pool, id, change, state.limits.hotel_change_lock_wait)
         .await
-        .on_constraint(hotels::TIMEZONE_KNOWN, unknown_timezone)?
+        .on_constraint(constraints::HOTEL_TIMEZONE_KNOWN, unknown_timezone)?
         .ok_or_else(|| hotel_not_found(id))?;
     Ok(Json(hotel.into()))
 }
@@ -217,8 +219,8 @@ pub async fn delete(
 ) -> Result<StatusCode> {
     match hotels::delete_hotel(&state.pool, id)
         .await
-        .on_constraint("bookings_room_id_fkey", in_use("hotel"))
-        .on_constraint("bookings_rate_plan_id_fkey", in_use("hotel"))?
+        .on_constraint(constraints::BOOKING_OF_ROOM, in_use("hotel"))
+        .on_constraint(constraints::BOOKING_OF_RATE_PLAN, in_use("hotel"))?
     {
         Deletion::Deleted => Ok(StatusCode::NO_CONTENT),
         Deletion::NotFound => Err(hotel_not_found(id)),

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod book;
 pub mod bookings;
+pub mod database;
 pub mod health;
 pub mod hotels;
 pub mod idempotency;
@@ -28,6 +29,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::domain::{Name, Stay, Window, parse_iso_date};
 use crate::error::{Error, ErrorCode, Result};
 use crate::extract::Json;
+use crate::metrics::BookingCreated;
 
 /// `201 Created` with a `Location` header and the created resource.
 fn created<T: Serialize>(location: String, body: T) -> Response {
@@ -37,6 +39,14 @@ fn created<T: Serialize>(location: String, body: T) -> Response {
         Json(body),
     )
         .into_response()
+}
+
+/// [`created`] for a new booking, marked so that `/metrics` counts it
+/// (`bookings_created_total`).
+fn booked<T: Serialize>(location: String, body: T) -> Response {
+    let mut response = created(location, body);
+    response.extensions_mut().insert(BookingCreated);
+    response
 }
 
 /// `?page=1&per_page=20` of every list.

@@ -7,12 +7,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::database::ResultExt;
 use super::hotels::{existing_hotel, name_taken};
 use super::{NameSchema, Page, Pagination, created, in_use, parse_name};
 use crate::auth::{AuthUser, Staff};
+use crate::db::failure::constraints;
 use crate::db::hotels::{self, Deletion};
 use crate::domain::RatePlan;
-use crate::error::{Error, Result, ResultExt};
+use crate::error::{Error, Result};
 use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -118,7 +120,7 @@ pub async fn create(
     existing_hotel(&state, hotel_id).await?;
     let plan = hotels::create_rate_plan(&state.pool, hotel_id, &name, hours)
         .await
-        .on_constraint("rate_plans_hotel_id_name_key", || {
+        .on_constraint(constraints::RATE_PLAN_NAME_TAKEN, || {
             name_taken("rate plan", "hotel")
         })?;
     Ok(created(
@@ -160,7 +162,7 @@ pub async fn update(
         .transpose()?;
     let plan = hotels::update_rate_plan(&state.pool, hotel_id, id, name.as_deref(), hours)
         .await
-        .on_constraint("rate_plans_hotel_id_name_key", || {
+        .on_constraint(constraints::RATE_PLAN_NAME_TAKEN, || {
             name_taken("rate plan", "hotel")
         })?
         .ok_or_else(|| Error::not_found(format!("no rate plan {id} in hotel {hotel_id}")))?;
@@ -188,7 +190,7 @@ pub async fn delete(
 ) -> Result<StatusCode> {
     match hotels::delete_rate_plan(&state.pool, hotel_id, id)
         .await
-        .on_constraint("bookings_rate_plan_id_fkey", in_use("rate plan"))?
+        .on_constraint(constraints::BOOKING_OF_RATE_PLAN, in_use("rate plan"))?
     {
         Deletion::Deleted => Ok(StatusCode::NO_CONTENT),
         Deletion::NotFound | Deletion::Default => Err(Error::not_found(format!(

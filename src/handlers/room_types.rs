@@ -7,12 +7,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::database::ResultExt;
 use super::hotels::{existing_hotel, name_taken};
 use super::{NameSchema, Page, Pagination, created, in_use, parse_name};
 use crate::auth::{AuthUser, Staff};
+use crate::db::failure::constraints;
 use crate::db::hotels::{self, Deletion};
 use crate::domain::RoomType;
-use crate::error::{Error, ErrorCode, Result, ResultExt};
+use crate::error::{Error, ErrorCode, Result};
 use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -117,7 +119,7 @@ pub async fn create(
     existing_hotel(&state, hotel_id).await?;
     let room_type = hotels::create_room_type(&state.pool, hotel_id, &name, capacity)
         .await
-        .on_constraint("room_types_hotel_id_name_key", || {
+        .on_constraint(constraints::ROOM_TYPE_NAME_TAKEN, || {
             name_taken("room type", "hotel")
         })?;
     Ok(created(
@@ -156,7 +158,7 @@ pub async fn update(
     let capacity = change.capacity.map(parse_capacity).transpose()?;
     let room_type = hotels::update_room_type(&state.pool, hotel_id, id, name.as_deref(), capacity)
         .await
-        .on_constraint("room_types_hotel_id_name_key", || {
+        .on_constraint(constraints::ROOM_TYPE_NAME_TAKEN, || {
             name_taken("room type", "hotel")
         })?
         .ok_or_else(|| Error::not_found(format!("no room type {id} in hotel {hotel_id}")))?;
@@ -184,7 +186,7 @@ pub async fn delete(
 ) -> Result<StatusCode> {
     match hotels::delete_room_type(&state.pool, hotel_id, id)
         .await
-        .on_constraint("rooms_room_type_id_hotel_id_fkey", in_use("room type"))?
+        .on_constraint(constraints::ROOM_OF_ROOM_TYPE, in_use("room type"))?
     {
         Deletion::Deleted => Ok(StatusCode::NO_CONTENT),
         Deletion::NotFound => Err(Error::not_found(format!(

@@ -7,11 +7,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::database::ResultExt;
 use super::{NameSchema, Page, Pagination, created, in_use, parse_name};
 use crate::auth::{AuthUser, Staff};
+use crate::db::failure::constraints;
 use crate::db::rooms::{self, RoomUpdate};
 use crate::domain::Room;
-use crate::error::{Error, ErrorCode, Result, ResultExt};
+use crate::error::{Error, ErrorCode, Result};
 use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -130,7 +132,7 @@ pub async fn create(
     let name = parse_name("name", &room.name)?;
     let room = rooms::create_room(&state.pool, &name, room.hotel_id, room.room_type_id)
         .await
-        .on_constraint(ROOM_NAME_TAKEN, name_taken)?
+        .on_constraint(constraints::ROOM_NAME_TAKEN, name_taken)?
         .ok_or_else(|| {
             Error::validation(
                 "the hotel or room type does not exist, or the room type is not of that hotel",
@@ -168,7 +170,7 @@ pub async fn update(
         .transpose()?;
     match rooms::update_room(&state.pool, id, name.as_deref(), change.room_type_id)
         .await
-        .on_constraint(ROOM_NAME_TAKEN, name_taken)?
+        .on_constraint(constraints::ROOM_NAME_TAKEN, name_taken)?
     {
         RoomUpdate::Updated(room) => Ok(Json(room.into())),
         RoomUpdate::NotFound => Err(room_not_found(id)),
@@ -199,15 +201,13 @@ pub async fn delete(
 ) -> Result<StatusCode> {
     if rooms::delete_room(&state.pool, id)
         .await
-        .on_constraint("bookings_room_id_fkey", in_use("room"))?
+        .on_constraint(constraints::BOOKING_OF_ROOM, in_use("room"))?
     {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(room_not_found(id))
     }
 }
-
-const ROOM_NAME_TAKEN: &str = "rooms_hotel_id_name_key";
 
 fn name_taken() -> Error {
     Error::conflict(

@@ -7,11 +7,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::database::ResultExt;
 use super::{NameSchema, Page, Pagination, created, in_use, parse_name};
 use crate::auth::{Admin, AuthUser, Password, Staff};
+use crate::db::failure::constraints;
 use crate::db::users::{self, NewUser, UserChange};
 use crate::domain::{Role, User};
-use crate::error::{Error, ErrorCode, Result, ResultExt};
+use crate::error::{Error, ErrorCode, Result};
 use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -153,7 +155,7 @@ pub async fn create(
     };
     let user = users::create_user(&state.pool, new_user)
         .await
-        .on_constraint(users::NAME_TAKEN, name_taken)?;
+        .on_constraint(constraints::USER_NAME_TAKEN, name_taken)?;
     Ok(created(format!("/users/{}", user.id), UserBody::from(user)))
 }
 
@@ -225,7 +227,7 @@ pub async fn update(
     };
     let user = users::update_user(&state.pool, id, change)
         .await
-        .on_constraint(users::NAME_TAKEN, name_taken)?
+        .on_constraint(constraints::USER_NAME_TAKEN, name_taken)?
         .ok_or_else(|| user_not_found(id))?;
     Ok(Json(user.into()))
 }
@@ -251,7 +253,7 @@ pub async fn delete(
 ) -> Result<StatusCode> {
     if users::delete_user(&state.pool, id)
         .await
-        .on_constraint("bookings_user_id_fkey", in_use("user"))?
+        .on_constraint(constraints::BOOKING_OF_USER, in_use("user"))?
     {
         Ok(StatusCode::NO_CONTENT)
     } else {
