@@ -1,21 +1,17 @@
 //! Extractors that answer the service's problem documents when the request
-//! cannot be read: `Json`, `Query` and `Path` with [`Error`] as rejection,
-//! and the `Idempotency-Key` of a request.
+//! cannot be read: `Json`, `Query` and `Path` with [`Error`] as rejection.
 //!
 //! PostgreSQL text cannot hold a NUL character, so a string with one is
 //! refused here (`400 malformed_request`), before it reaches a query.
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
-use utoipa::IntoParams;
 
 use crate::error::Error;
 
@@ -134,107 +130,14 @@ fn query_has_nul(query: &str) -> bool {
     query.as_bytes().windows(3).any(|window| window == b"%00") || query.contains('\0')
 }
 
-/// The header of the IETF Idempotency-Key draft.
-pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
-
-/// Marks an answer replayed for a repeated `Idempotency-Key`.
-pub const REPLAYED: axum::http::HeaderName =
-    axum::http::HeaderName::from_static("idempotent-replayed");
-
 /// Reads a request before any handler: refuses NUL characters in the query
-/// string, and fingerprints the request (method, path, query, body) when it
-/// carries an `Idempotency-Key`. Only then is the body read here; other
-/// requests (`POST /book` without a key) pass through untouched, and [`Json`]
-/// reads their body once.
+/// string.
 pub async fn screen_request(request: Request, next: Next) -> Response {
     if request.uri().query().is_some_and(query_has_nul) {
         return Error::Malformed("the query string contains a NUL character".into())
             .into_response();
     }
-    if !request.headers().contains_key(IDEMPOTENCY_KEY) {
-        return next.run(request).await;
-    }
-    let (mut parts, body) = request.into_parts();
-    let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
-        Ok(bytes) => bytes,
-        Err(_) => return Error::PayloadTooLarge.into_response(),
-    };
-    let fingerprint = fingerprint(&parts, &bytes);
-    parts.extensions.insert(fingerprint);
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
-}
-
-/// SHA-256 of a request's method, path, query and body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fingerprint(pub [u8; 32]);
-
-fn fingerprint(parts: &Parts, body: &Bytes) -> Fingerprint {
-    let mut hash = Sha256::new();
-    hash.update(parts.method.as_str().as_bytes());
-    hash.update(b" ");
-    hash.update(
-        parts
-            .uri
-            .path_and_query()
-            .map_or("", |path| path.as_str())
-            .as_bytes(),
-    );
-    hash.update(b"\n");
-    hash.update(body);
-    Fingerprint(hash.finalize().into())
-}
-
-/// The `Idempotency-Key` header as the OpenAPI document describes it: the
-/// pattern is exactly what [`IdempotencyKey`] takes (1 to 255 visible ASCII
-/// characters, bare or in double quotes; `""` is empty, so not a key).
-#[derive(IntoParams)]
-#[into_params(parameter_in = Header)]
-pub struct IdempotencyKeyHeader {
-    /// Makes a retry safe: the same key and request replay the first answer
-    /// (marked `Idempotent-Replayed: true`); the same key with another
-    /// request answers `422`, and while the first still runs, `409`.
-    #[param(
-        rename = "Idempotency-Key",
-        required = false,
-        pattern = r#"^(?:"[!-~]{1,255}"|[!-~]|[!#-~][!-~]|"[!#-~]|[!-~]{3,255})$"#
-    )]
-    #[allow(dead_code)] // Read by `IdempotencyKey`; here for the document only.
-    idempotency_key: String,
-}
-
-/// The `Idempotency-Key` of a request, when it has one, with the request's
-/// fingerprint. A key is 1 to 255 visible ASCII characters; the draft's
-/// quoted form (`"abc"`, a structured-field string) is accepted too.
-#[derive(Debug, Clone, Default)]
-pub struct IdempotencyKey(pub Option<(String, Fingerprint)>);
-
-impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Error> {
-        let Some(value) = parts.headers.get(IDEMPOTENCY_KEY) else {
-            return Ok(IdempotencyKey(None));
-        };
-        let malformed = || {
-            Error::Malformed("`Idempotency-Key` must be 1 to 255 visible ASCII characters".into())
-        };
-        let text = value.to_str().map_err(|_| malformed())?.trim();
-        let key = text
-            .strip_prefix('"')
-            .and_then(|rest| rest.strip_suffix('"'))
-            .unwrap_or(text);
-        let visible = key.bytes().all(|byte| byte.is_ascii_graphic());
-        if key.is_empty() || key.len() > 255 || !visible {
-            return Err(malformed());
-        }
-        let fingerprint = parts
-            .extensions
-            .get::<Fingerprint>()
-            .copied()
-            .ok_or_else(|| Error::Internal("the request was not fingerprinted".into()))?;
-        Ok(IdempotencyKey(Some((key.to_owned(), fingerprint))))
-    }
+    next.run(request).await
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ pub mod domain;
 pub mod error;
 pub mod extract;
 pub mod handlers;
+pub mod idempotency;
 pub mod managed_db;
 pub mod metrics;
 pub mod openapi;

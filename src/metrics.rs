@@ -19,7 +19,7 @@ use sqlx::PgPool;
 use crate::db::book::{BookPool, BookQueue};
 
 use crate::error::ErrorCode;
-use crate::extract::REPLAYED;
+use crate::idempotency::REPLAYED;
 
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));

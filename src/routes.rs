@@ -26,6 +26,7 @@ use crate::extract::{BODY_LIMIT, screen_request};
 use crate::handlers::{
     auth, book, bookings, health, hotels, rate_plans, rates, room_types, rooms, search, users,
 };
+use crate::idempotency;
 use crate::openapi::{ApiDoc, Document};
 use crate::state::{AppState, Limits};
 use utoipa::OpenApi;
@@ -62,7 +63,8 @@ pub fn app(state: AppState) -> Router {
                 .layer(HandleErrorLayer::new(timed_out))
                 .timeout(limits.request_timeout)
                 .layer(DefaultBodyLimit::max(BODY_LIMIT))
-                .layer(middleware::from_fn(screen_request)),
+                .layer(middleware::from_fn(screen_request))
+                .layer(middleware::from_fn(idempotency::fingerprint_keyed)),
         )
         .with_state(state)
 }

@@ -322,7 +322,7 @@ async fn serve(
             "the open-file limit is below MAX_CONNECTIONS; connections beyond it wait"
         );
     }
-    let pruning = tokio::spawn(prune_idempotency_keys(state.pool.clone()));
+    let pruning = tokio::spawn(crate::idempotency::prune_expired_keys(state.pool.clone()));
     // The supervisor's restarts, for `/metrics`; its giving up ends the service.
     let gave_up = supervisor.map(Supervisor::failed);
     let watching = supervisor.map(|supervisor| {
@@ -418,19 +418,6 @@ async fn serve(
     }
     tracing::info!("shut down");
     Ok(())
-}
-
-/// Deletes expired idempotency records every ten minutes.
-async fn prune_idempotency_keys(pool: PgPool) {
-    let mut tick = tokio::time::interval(Duration::from_secs(600));
-    loop {
-        tick.tick().await;
-        match db::idempotency::prune(&pool).await {
-            Ok(0) => {}
-            Ok(deleted) => tracing::info!(deleted, "expired idempotency keys deleted"),
-            Err(error) => tracing::warn!(%error, "cannot prune idempotency keys"),
-        }
-    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

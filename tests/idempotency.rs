@@ -135,7 +135,7 @@ async fn an_expired_key_is_forgotten_and_pruned() {
     let late = book(&app, &token, Some("old"), &body).await;
     late.assert_problem(StatusCode::CONFLICT, "room_already_booked");
     assert_eq!(late.header("idempotent-replayed"), "");
-    let pruned = room_booking::db::idempotency::prune(&app.pool)
+    let pruned = room_booking::idempotency::store::prune(&app.pool)
         .await
         .expect("prune");
     assert_eq!(pruned, 1);
@@ -308,7 +308,7 @@ async fn priced_bookings_changes_cancellations_and_the_life_cycle_take_keys() {
 /// runs.)
 #[tokio::test]
 async fn a_retry_during_the_first_commit_replays_and_never_starts_anew() {
-    use room_booking::db::idempotency::{KeyState, StoredResponse, claim, record};
+    use room_booking::idempotency::store::{KeyState, StoredResponse, claim, record};
     use sqlx::Connection;
 
     let app = TestApp::new().await;
@@ -390,7 +390,7 @@ async fn a_retry_during_the_first_commit_replays_and_never_starts_anew() {
 /// same key (its transaction must then roll back); an expired one is replaced.
 #[tokio::test]
 async fn an_answer_is_never_recorded_over_a_live_one() {
-    use room_booking::db::idempotency::{StoredResponse, record};
+    use room_booking::idempotency::store::{StoredResponse, record};
 
     let app = TestApp::new().await;
     let caller = app.admin_id();

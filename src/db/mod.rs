@@ -6,7 +6,6 @@ pub mod book;
 pub mod bookings;
 pub mod failure;
 pub mod hotels;
-pub mod idempotency;
 pub mod rooms;
 pub mod search;
 pub mod users;
@@ -205,7 +204,7 @@ pub type BoxFuture<'c, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T
 /// serialization failure or a lock wait that timed out is passed on instead:
 /// the locks the enclosing transaction already holds may be part of the
 /// cycle, so it is that transaction that is run again, by its runner (a
-/// request with an `Idempotency-Key`, `handlers::idempotency::run`, which
+/// request with an `Idempotency-Key`, `idempotency::run`, which
 /// runs deadlocks and serialization failures again and answers a lock wait
 /// that timed out `503`), and the attempts are not multiplied.
 pub async fn in_transaction<T, E, F>(conn: &mut PgConnection, mut work: F) -> Result<T, E>

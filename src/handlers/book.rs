@@ -8,13 +8,13 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::idempotency;
 use crate::auth::TokenClaims;
 use crate::db::book::{Caller, NightBooking, NightRequest, book_guest_night, book_night};
 use crate::domain::booking::BookingLimits;
 use crate::domain::{BookingStatus, Role, parse_seed_date};
 use crate::error::{Error, ErrorCode, Result};
-use crate::extract::{IdempotencyKey, IdempotencyKeyHeader, Json};
+use crate::extract::Json;
+use crate::idempotency::{self, IdempotencyKey, IdempotencyKeyHeader};
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;

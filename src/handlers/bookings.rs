@@ -9,14 +9,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{Page, Pagination, booked, idempotency, parse_date, parse_guests, parse_stay};
+use super::{Page, Pagination, booked, parse_date, parse_guests, parse_stay};
 use crate::auth::{AuthUser, Staff};
 use crate::db::bookings::{self, BookingChange, BookingFilter, NewBooking, Target};
 use crate::domain::{
     Booking, BookingStatus, Invoice, InvoiceLine, InvoiceStatus, Stay, parse_timezone,
 };
 use crate::error::{Error, Result};
-use crate::extract::{IdempotencyKey, IdempotencyKeyHeader, Json, Path, Query};
+use crate::extract::{Json, Path, Query};
+use crate::idempotency::{self, IdempotencyKey, IdempotencyKeyHeader};
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;

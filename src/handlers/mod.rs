@@ -8,7 +8,6 @@ pub mod bookings;
 pub mod database;
 pub mod health;
 pub mod hotels;
-pub mod idempotency;
 pub mod rate_plans;
 pub mod rates;
 pub mod room_types;

@@ -1,11 +1,5 @@
-//! Requests with an `Idempotency-Key` (IETF Idempotency-Key draft): the work
-//! and the record of its answer commit in one transaction, so "done" and
-//! "key recorded" cannot disagree. A repeat replays the first answer, marked
-//! with `Idempotent-Replayed: true`; a repeat with another request answers
-//! `422 idempotency_key_mismatch`; a repeat while the first still runs
-//! answers `409 idempotency_key_in_use`. Keys are the caller's own and kept
-//! 24 hours. Only successful answers are recorded: a refused request changed
-//! nothing, and may be sent again with the same key.
+//! The runner: the work and the record of its answer in one transaction,
+//! with the one retry loop for requests with a key.
 
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -13,10 +7,10 @@ use axum::response::{IntoResponse, Response};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-use crate::db::idempotency::{self, KeyState, StoredResponse};
+use super::key::{IdempotencyKey, REPLAYED};
+use super::store::{self, KeyState, StoredResponse};
 use crate::db::{BoxFuture, MaybeRetryable, TRANSACTION_ATTEMPTS, pause_before_attempt};
 use crate::error::{Error, ErrorCode, Result};
-use crate::extract::{IdempotencyKey, REPLAYED};
 use crate::state::AppState;
 
 /// Runs `work` on a connection of the pool; with a key, inside a transaction
@@ -62,7 +56,7 @@ where
     F: for<'c> FnMut(&'c mut PgConnection) -> BoxFuture<'c, Result<Response>>,
 {
     let mut tx = conn.begin().await?;
-    match idempotency::claim(&mut tx, caller, key, fingerprint).await? {
+    match store::claim(&mut tx, caller, key, fingerprint).await? {
         KeyState::InUse => {
             return Err(Error::conflict(
                 ErrorCode::IdempotencyKeyInUse,
@@ -95,7 +89,7 @@ where
             .map(str::to_owned),
         body: body.to_vec(),
     };
-    if !idempotency::record(&mut tx, caller, key, fingerprint, &stored).await? {
+    if !store::record(&mut tx, caller, key, fingerprint, &stored).await? {
         // Another request with the key recorded its answer: this one's work
         // is rolled back, and a retry replays the other's answer.
         tracing::warn!("an Idempotency-Key was recorded by another request meanwhile");
