@@ -4,6 +4,8 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::fmt;
+
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -44,37 +46,11 @@ pub enum ErrorCode {
     InternalError,
 }
 
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::MalformedRequest => "malformed_request",
-            ErrorCode::ValidationFailed => "validation_failed",
-            ErrorCode::InvalidDate => "invalid_date",
-            ErrorCode::InvalidStay => "invalid_stay",
-            ErrorCode::InvalidTimezone => "invalid_timezone",
-            ErrorCode::DateInPast => "date_in_past",
-            ErrorCode::BeyondHorizon => "beyond_horizon",
-            ErrorCode::OverCapacity => "over_capacity",
-            ErrorCode::RateMissing => "rate_missing",
-            ErrorCode::GuestLimit => "guest_limit",
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::MethodNotAllowed => "method_not_allowed",
-            ErrorCode::RoomAlreadyBooked => "room_already_booked",
-            ErrorCode::AlreadyExists => "already_exists",
-            ErrorCode::InUse => "in_use",
-            ErrorCode::InvalidTransition => "invalid_transition",
-            ErrorCode::TooEarly => "too_early",
-            ErrorCode::DefaultResource => "default_resource",
-            ErrorCode::IdempotencyKeyInUse => "idempotency_key_in_use",
-            ErrorCode::IdempotencyKeyMismatch => "idempotency_key_mismatch",
-            ErrorCode::PayloadTooLarge => "payload_too_large",
-            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
-            ErrorCode::TooManyRequests => "too_many_requests",
-            ErrorCode::ServiceUnavailable => "service_unavailable",
-            ErrorCode::InternalError => "internal_error",
-        }
+/// The code as its problem documents carry it: serde's name for it, so
+/// the two cannot differ.
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.serialize(formatter)
     }
 }
 
@@ -304,7 +280,7 @@ impl IntoResponse for Error {
         };
         let code = self.code();
         let problem = Problem {
-            kind: format!("urn:room-booking:problem:{}", code.as_str()),
+            kind: format!("urn:room-booking:problem:{code}"),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail,
@@ -334,5 +310,20 @@ impl IntoResponse for Error {
             response.extensions_mut().insert(cause);
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_read_as_serde_writes_them() {
+        assert_eq!(
+            ErrorCode::RoomAlreadyBooked.to_string(),
+            "room_already_booked"
+        );
+        let json = serde_json::to_value(ErrorCode::IdempotencyKeyInUse).unwrap_or_default();
+        assert_eq!(json, ErrorCode::IdempotencyKeyInUse.to_string());
     }
 }
