@@ -65,7 +65,7 @@ trap stop EXIT
 # searches from one address; at the defaults nearly all of them would answer
 # 429 and those operations would go untested. The limits have tests of their own.
 AUTH_BURST=1000000 SEARCH_BURST=1000000 RUST_LOG=${RUST_LOG:-warn,room_booking=info} \
-    "$binary" --bind 127.0.0.1:0 --data-dir "$data_dir" serve >"$log" 2>&1 &
+    "$binary" --data-dir "$data_dir" serve --bind 127.0.0.1:0 >"$log" 2>&1 &
 server=$!
 addr=
 for _ in $(seq 1 300); do

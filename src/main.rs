@@ -4,8 +4,7 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
-use room_booking::config::{Cli, Command};
+use room_booking::config::Cli;
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of the system allocator: every request allocates (hyper's
@@ -15,8 +14,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let filter = match EnvFilter::try_new(&cli.config.log_filter) {
+    let (config, command) = match Cli::parse_args(std::env::args_os()) {
+        Ok(parsed) => parsed,
+        Err(error) => error.exit(),
+    };
+    let filter = config
+        .log_filter
+        .as_deref()
+        .unwrap_or(command.default_log_filter());
+    let filter = match EnvFilter::try_new(filter) {
         Ok(filter) => filter,
         Err(error) => {
             eprintln!("room-booking: invalid log filter (RUST_LOG / --log): {error}");
@@ -29,7 +35,7 @@ async fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    if cli.config.log_format == "json" {
+    if config.log_format == "json" {
         logs.json()
             .flatten_event(true)
             .with_current_span(true)
@@ -37,8 +43,7 @@ async fn main() -> ExitCode {
     } else {
         logs.init();
     }
-    let command = cli.command.unwrap_or(Command::Serve(Default::default()));
-    match room_booking::run(cli.config, command).await {
+    match room_booking::run(config, command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "room-booking stopped");

@@ -1,7 +1,7 @@
 //! The map of the API: every path and method, and the layers every request
 //! goes through.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -189,8 +189,8 @@ async fn refusals_wait(State(delay): State<Duration>, response: Response) -> Res
     response
 }
 
-/// The client's address; without one (a request that did not come through a
-/// socket, as in the tests) all such requests share one budget.
+/// The client's address, from the connection (`startup` serves with
+/// `ConnectInfo`; the tests' requests carry one too).
 #[derive(Debug, Clone, Copy)]
 struct ClientAddress;
 
@@ -201,10 +201,11 @@ impl KeyExtractor for ClientAddress {
         &self,
         request: &axum::http::Request<T>,
     ) -> Result<IpAddr, tower_governor::GovernorError> {
-        Ok(request
+        request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |info| info.0.ip()))
+            .map(|info| info.0.ip())
+            .ok_or(tower_governor::GovernorError::UnableToExtractKey)
     }
 }
 

@@ -25,7 +25,7 @@ use crate::db;
 use crate::db::users::AdminToken;
 use crate::domain::Name;
 use crate::managed_db::{
-    ClusterOptions, DEFAULT_MAX_CONNECTIONS, ManagedDbError, ManagedPostgres, Supervisor,
+    self, ClusterOptions, DEFAULT_MAX_CONNECTIONS, ManagedDbError, ManagedPostgres, Supervisor,
 };
 use crate::routes::app;
 use crate::state::{AppState, Limits};
@@ -82,9 +82,16 @@ pub enum StartupError {
 
 /// Runs a subcommand: opens the database, does the work, and stops what it started.
 pub async fn run(config: Config, command: Command) -> Result<(), StartupError> {
+    // Room for both pools, and for psql and a migration beside them.
+    let max_connections = match &command {
+        Command::Serve(serve) => {
+            (serve.pool_size + serve.book_pool_size + 20).max(DEFAULT_MAX_CONNECTIONS)
+        }
+        Command::Migrate | Command::Token(_) => DEFAULT_MAX_CONNECTIONS,
+    };
     let (options, managed) = match &config.database_url {
         Some(url) => {
-            if config.jwt_secret.is_none() && !matches!(command, Command::Migrate) {
+            if command.jwt_secret().is_none() && !matches!(command, Command::Migrate) {
                 return Err(StartupError::Secret(
                     "JWT_SECRET must be set when DATABASE_URL is set".into(),
                 ));
@@ -95,20 +102,19 @@ pub async fn run(config: Config, command: Command) -> Result<(), StartupError> {
             (options, None)
         }
         None => {
-            // Room for both pools, and for psql and a migration beside them.
             let cluster = ClusterOptions {
-                max_connections: (config.pool_size + config.book_pool_size + 20)
-                    .max(DEFAULT_MAX_CONNECTIONS),
+                max_connections,
                 ..ClusterOptions::default()
             };
-            let server = ManagedPostgres::start(&config.data_dir, &cluster).await?;
+            let data_dir = managed_db::data_dir(config.data_dir.as_deref())?;
+            let server = ManagedPostgres::start(&data_dir, &cluster).await?;
             // Not its URL: that carries the superuser's password.
             tracing::info!(dir = %server.data_dir().display(), "managed PostgreSQL is up");
             (server.connect_options(MANAGED_DATABASE), Some(server))
         }
     };
-    let secret = match (&config.jwt_secret, &managed) {
-        (Some(secret), _) => secret.clone(),
+    let secret = match (command.jwt_secret(), &managed) {
+        (Some(secret), _) => secret.to_owned(),
         (None, Some(server)) => auth::load_or_create_secret(&server.data_dir().join(SECRET_FILE))
             .map_err(|error| {
             StartupError::Secret(format!(
@@ -131,9 +137,9 @@ pub async fn run(config: Config, command: Command) -> Result<(), StartupError> {
     };
     // `managed` lives to the end of this function: dropping it stops PostgreSQL,
     // after the pool below has closed.
-    let result = run_with_database(&config, command, options, &secret, managed.as_ref()).await;
+    let result = run_with_database(command, options, &secret, managed.as_ref()).await;
     if let Some(server) = managed {
-        tracing::info!(
+        tracing::debug!(
             dir = %server.data_dir().display(),
             "stopping the managed PostgreSQL, unless it belongs to a running service"
         );
@@ -159,15 +165,16 @@ impl Managed {
 }
 
 async fn run_with_database(
-    config: &Config,
     command: Command,
     options: PgConnectOptions,
     secret: &str,
     managed: Option<&Managed>,
 ) -> Result<(), StartupError> {
-    let pool = open_pool(config, options)
-        .await
-        .map_err(StartupError::Connect)?;
+    let pool = match &command {
+        Command::Serve(serve) => open_pool(serve, options).await,
+        Command::Migrate | Command::Token(_) => open_pool(ONE_SHOT, options).await,
+    }
+    .map_err(StartupError::Connect)?;
     let keys = Keys::new(secret.as_bytes()).map_err(StartupError::Secret);
     let result = match command {
         Command::Migrate => {
@@ -175,9 +182,9 @@ async fn run_with_database(
             tracing::info!("migrations applied");
             Ok(())
         }
-        Command::Serve(ServeArgs { no_migrate }) => {
+        Command::Serve(serve) => {
             let keys = Arc::new(keys?);
-            let (pool_size, book) = (config.pool_size, config.book_pool_size);
+            let (pool_size, book) = (serve.pool_size, serve.book_pool_size);
             let allowed = db::connections_allowed(&pool)
                 .await
                 .map_err(StartupError::Connect)?;
@@ -188,18 +195,18 @@ async fn run_with_database(
                     allowed,
                 });
             }
-            if no_migrate {
+            if serve.no_migrate {
                 require_current_schema(&pool).await?;
             } else {
                 db::MIGRATOR.run(&pool).await?;
             }
-            let state = AppState::new(pool.clone(), keys, config.limits(), config.hash_slots());
+            let state = AppState::new(pool.clone(), keys, serve.limits(), serve.hash_slots());
             let book_pool = state.book_pool.clone();
             let supervisor = match managed {
                 Some(Managed::Supervised(supervisor)) => Some(supervisor),
                 _ => None,
             };
-            let served = serve(config, state, supervisor).await;
+            let served = self::serve(&serve, state, supervisor).await;
             db::book::close_book_pool(&book_pool).await;
             served
         }
@@ -207,14 +214,44 @@ async fn run_with_database(
             user,
             create_admin,
             promote,
+            ..
         }) => mint_token(&pool, &keys?, &user, create_admin, promote).await,
     };
     pool.close().await;
     result
 }
 
-/// The pool of `config`, on `options` (see [`db::open_pool`]).
-async fn open_pool(config: &Config, options: PgConnectOptions) -> sqlx::Result<PgPool> {
+/// The pool of `migrate` and `token`: two connections, with `serve`'s
+/// default timeouts.
+const ONE_SHOT: PoolSettings = PoolSettings {
+    pool_size: 2,
+    acquire_timeout: Duration::from_secs(5),
+    request_timeout: Duration::from_secs(10),
+};
+
+/// What a pool is opened with.
+struct PoolSettings {
+    pool_size: u32,
+    acquire_timeout: Duration,
+    request_timeout: Duration,
+}
+
+impl From<&ServeArgs> for PoolSettings {
+    fn from(serve: &ServeArgs) -> Self {
+        PoolSettings {
+            pool_size: serve.pool_size,
+            acquire_timeout: serve.acquire_timeout,
+            request_timeout: serve.request_timeout,
+        }
+    }
+}
+
+/// The pool of these settings, on `options` (see [`db::open_pool`]).
+async fn open_pool(
+    config: impl Into<PoolSettings>,
+    options: PgConnectOptions,
+) -> sqlx::Result<PgPool> {
+    let config = config.into();
     // A little under the request timeout, so that a request that times out
     // also stops its query.
     let statement_timeout = config
@@ -302,7 +339,7 @@ fn raise_open_file_limit() -> Option<u64> {
 /// Serves HTTP/1.1 until SIGINT or SIGTERM, then lets the requests in flight
 /// finish (bounded by the request timeout).
 async fn serve(
-    config: &Config,
+    config: &ServeArgs,
     state: AppState,
     supervisor: Option<&Supervisor>,
 ) -> Result<(), StartupError> {
@@ -441,7 +478,7 @@ async fn shutdown_signal() {
     tracing::info!("signal received");
 }
 
-impl Config {
+impl ServeArgs {
     /// The limits of SPEC 4.8 from the settings.
     pub fn limits(&self) -> Limits {
         Limits {

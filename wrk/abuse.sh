@@ -196,7 +196,7 @@ else
     SQLX_OFFLINE="${SQLX_OFFLINE:-true}" cargo build --release
 fi
 
-setsid "$BIN" --bind "$TARGET" --data-dir "$DATA_DIR" serve >>"$SERVICE_LOG" 2>&1 &
+setsid "$BIN" --data-dir "$DATA_DIR" serve --bind "$TARGET" >>"$SERVICE_LOG" 2>&1 &
 SERVICE_PID=$!
 # (setsid: its own session, so that a Ctrl-C reaches this script, which then stops
 # the service and its PostgreSQL cleanly.)

@@ -347,7 +347,7 @@ start_service() { # port [serve arguments...]
     # SEARCH_BURST/SEARCH_PERIOD: the search workload measures the query, from
     # one address; the per-address limit on it is what wrk/abuse.sh measures.
     setsid env DATABASE_URL="$DB_URL" JWT_SECRET="$JWT" \
-        SEARCH_BURST="${SEARCH_BURST:-1000000}" SEARCH_PERIOD="${SEARCH_PERIOD:-0.001}" "$BIN" --bind "127.0.0.1:$port" serve "$@" \
+        SEARCH_BURST="${SEARCH_BURST:-1000000}" SEARCH_PERIOD="${SEARCH_PERIOD:-0.001}" "$BIN" serve --bind "127.0.0.1:$port" "$@" \
         >>"$log_file" 2>&1 &
     pid=$!
     SERVICE_PIDS+=("$pid")

@@ -309,7 +309,7 @@ queue_note() { # server: how the keyless bookings reached PostgreSQL (not a chec
 }
 
 # --- Phases 1 and 2: the managed PostgreSQL ---------------------------------------------------
-start_service managed env -u DATABASE_URL -u JWT_SECRET "$BIN" --bind "127.0.0.1:$PORT" --data-dir "$DATA_DIR" serve
+start_service managed env -u DATABASE_URL -u JWT_SECRET "$BIN" --data-dir "$DATA_DIR" serve --bind "127.0.0.1:$PORT"
 log "Minting an admin token (chaos-admin)"
 TOKEN=$(env -u DATABASE_URL -u JWT_SECRET "$BIN" --log error --data-dir "$DATA_DIR" token chaos-admin --create-admin 2>>"$SERVICE_LOG" | tail -n 1) \
     || die "room-booking token chaos-admin --create-admin failed"
@@ -363,7 +363,7 @@ EXT_URL="postgres://postgres@localhost/room_booking?host=$EXT_DIR"
 psql "postgres://postgres@localhost/postgres?host=$EXT_DIR" -X -q -v ON_ERROR_STOP=1 \
     -c 'create database room_booking' || die "cannot create the database room_booking"
 JWT="$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
-start_service external env DATABASE_URL="$EXT_URL" JWT_SECRET="$JWT" "$BIN" --bind "127.0.0.1:$PORT" serve
+start_service external env DATABASE_URL="$EXT_URL" JWT_SECRET="$JWT" "$BIN" serve --bind "127.0.0.1:$PORT"
 TOKEN=$(env DATABASE_URL="$EXT_URL" JWT_SECRET="$JWT" "$BIN" --log error token chaos-admin --create-admin 2>>"$SERVICE_LOG" | tail -n 1) \
     || die "room-booking token chaos-admin --create-admin failed"
 [[ -n "$TOKEN" ]] || die "room-booking token printed no token"

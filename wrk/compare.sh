@@ -110,7 +110,7 @@ for ((round = 0; round < ROUNDS; round++)); do
         name="${variant%%:*}"
         read -r -a assignments <<<"${variant#*:}"
         log "round $((round + 1))/$ROUNDS: $name (${variant#*:}) wrk -t$THREADS -c$CONNS -d${DURATION}s -s wrk/$LUA"
-        env "BIN=$BIN" "${assignments[@]}" bash -c 'exec setsid "$BIN" --bind "127.0.0.1:$0" serve --no-migrate' "$PORT" \
+        env "BIN=$BIN" "${assignments[@]}" bash -c 'exec setsid "$BIN" serve --bind "127.0.0.1:$0" --no-migrate' "$PORT" \
             >"$RUN_DIR/service.log" 2>&1 &
         SERVICE_PID=$!
         await_service "$SERVICE_PID" "http://127.0.0.1:$PORT" "$RUN_DIR/service.log"

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::{Page, Pagination, booked, parse_date, parse_guests, parse_stay};
 use crate::auth::{AuthUser, Staff};
+use crate::domain::Role;
 use crate::db::bookings::{self, BookingChange, BookingFilter, NewBooking, Target};
 use crate::domain::{
     Booking, BookingStatus, Invoice, InvoiceLine, InvoiceStatus, Stay, parse_timezone,
@@ -200,7 +201,7 @@ impl From<InvoiceLine> for InvoiceLineBody {
 )]
 pub async fn create(
     State(state): State<AppState>,
-    Staff(caller): Staff,
+    caller: AuthUser,
     key: IdempotencyKey,
     Json(request): Json<NewBookingRequest>,
 ) -> Result<Response> {
@@ -213,7 +214,10 @@ pub async fn create(
     let guests = parse_guests(request.guests)?;
     // A guest books for itself; staff may name anyone.
     let user_id = match request.user_id {
-        Some(user_id) if user_id != caller.id => user_id,
+        Some(user_id) if user_id != caller.id => {
+            caller.require(Role::Staff)?;
+            user_id
+        }
         _ => caller.id,
     };
     let new_booking = NewBooking {
@@ -450,7 +454,7 @@ pub async fn check_out(
 )]
 pub async fn no_show(
     state: State<AppState>,
-    Staff(caller): Staff,
+    caller: AuthUser,
     id: Path<Uuid>,
     key: IdempotencyKey,
 ) -> Result<Response> {
@@ -465,7 +469,9 @@ async fn transition(
     key: IdempotencyKey,
     next: BookingStatus,
 ) -> Result<Response> {
+    // A guest learns nothing of others' bookings: 404 before 403.
     may_see(&state, caller, id).await?;
+    caller.require(Role::Staff)?;
     idempotency::run(&state, caller.id, key, move |conn| {
         Box::pin(async move {
             let booking = bookings::transition_booking(conn, id, next)

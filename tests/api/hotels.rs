@@ -3,13 +3,11 @@
 //! availability, compared with a brute-force answer computed here, in Rust,
 //! from the rows read back with plain SQL.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 
+use crate::helpers::{TestApp, TestResponse};
 use axum::http::{Method, StatusCode};
 use chrono::{Days, NaiveDate, TimeDelta, Utc};
-use common::{TestApp, TestResponse};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use uuid::Uuid;

@@ -1,11 +1,9 @@
 //! The API as a contract: what schemathesis (`.ci/schemathesis.sh`) found
 //! where the service and `GET /openapi.json` disagreed, each case pinned here.
 
-mod common;
-
+use crate::helpers::TestApp;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use common::TestApp;
 use serde_json::{Value, json};
 
 /// serde reads a struct from a JSON array of its fields too: `[null, null]`

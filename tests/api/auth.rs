@@ -2,15 +2,14 @@
 //! refused, registration and sign-in over HTTP, and that no password, hash
 //! or secret ever leaves the service in an answer or a log line.
 
-mod common;
-
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
-
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use chrono::{Days, NaiveDate, Utc};
-use common::{TEST_SECRET, TestApp, TestResponse, declared_routes, route_shape};
+use std::collections::BTreeSet;
+
+use crate::helpers::{
+    TEST_SECRET, TestApp, TestResponse, captured_logs, document, documented, route_shape,
+};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use room_booking::auth::Claims;
 use room_booking::domain::Role;
@@ -340,9 +339,10 @@ async fn an_admin_may_do_everything() {
 
 #[tokio::test]
 async fn the_table_covers_every_route() {
-    let routes = declared_routes();
-    assert!(routes.len() >= 30, "routes.rs was not read: {routes:?}");
-    let covered: Vec<(String, String)> = TABLE
+    let app = TestApp::new().await;
+    let routes = documented(&document(&app).await);
+    assert!(routes.len() >= 30, "{routes:?}");
+    let covered: BTreeSet<(String, String)> = TABLE
         .iter()
         .map(|(method, path, ..)| (method.to_string(), route_shape(path)))
         .chain(
@@ -992,39 +992,6 @@ async fn a_wrong_name_and_a_wrong_password_get_the_same_answer() {
 // ---------------------------------------------------------------------------
 // Secrets stay secret
 // ---------------------------------------------------------------------------
-
-/// Everything this test binary logs, at every level.
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || LogWriter(writer.clone()))
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
-        buffer
-    })
-    .clone()
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .expect("the log buffer")
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn no_answer_or_log_line_carries_a_password_a_hash_or_the_secret() {

@@ -1,11 +1,9 @@
 //! `POST /book`, the seed-compatible booking of one night.
 
-mod common;
-
+use crate::helpers::{LOCK_WAITS, TestApp, test_limits, wait_until};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use chrono::{Days, NaiveDate, Utc};
-use common::{LOCK_WAITS, TestApp, test_limits, wait_until};
 use room_booking::Limits;
 use room_booking::domain::Role;
 use serde_json::json;

@@ -1,20 +1,24 @@
-//! The one test harness: a PostgreSQL per test binary (the service's own
-//! managed PostgreSQL, or the server of `DATABASE_URL` when set), a fresh
-//! migrated database per test, and the real Router driven over HTTP.
+//! The one test harness: a PostgreSQL per run of the test binary (the
+//! service's own managed PostgreSQL, or the server of `DATABASE_URL` when
+//! set), a fresh migrated database per test, dropped when the test ends, and
+//! the real Router driven over HTTP from a client address.
 //!
 //! `#[sqlx::test]` would need `DATABASE_URL` set before the tests start;
 //! `cargo test` must work with nothing set, so this does the same job on the
 //! service's managed PostgreSQL: migrate a template once, clone it per test.
 
-#![allow(dead_code)]
-
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use axum::Extension;
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use room_booking::auth::Keys;
@@ -29,6 +33,8 @@ use tower::ServiceExt;
 
 struct Server {
     options: PgConnectOptions,
+    /// A `postgres://` URL of the server, with a password where it needs one.
+    url: String,
     template: String,
     /// Kept so the server lives as long as the test binary.
     _managed: Option<ManagedPostgres>,
@@ -45,10 +51,11 @@ async fn server() -> &'static Server {
 
 async fn start_server() -> Server {
     let pid = std::process::id();
-    let (options, managed) = match std::env::var("DATABASE_URL") {
+    let (options, url, managed) = match std::env::var("DATABASE_URL") {
         Ok(url) => (
             url.parse::<PgConnectOptions>()
                 .expect("DATABASE_URL is a PostgreSQL URL"),
+            url,
             None,
         ),
         Err(_) => {
@@ -63,7 +70,11 @@ async fn start_server() -> Server {
             )
             .await
             .unwrap_or_else(|error| panic!("cannot start the test PostgreSQL: {error}"));
-            (server.connect_options("postgres"), Some(server))
+            (
+                server.connect_options("postgres"),
+                server.url("postgres"),
+                Some(server),
+            )
         }
     };
     let template = format!("rbtest_{pid}_template");
@@ -84,6 +95,7 @@ async fn start_server() -> Server {
     pool.close().await;
     Server {
         options,
+        url,
         template,
         _managed: managed,
     }
@@ -158,6 +170,9 @@ pub struct TestApp {
     pub pool: PgPool,
     pub keys: Arc<Keys>,
     pub state: AppState,
+    /// The app, as [`TestApp::serve`] serves it on a socket.
+    served: Router,
+    /// The app, for requests sent without a socket, from [`CLIENT`].
     router: Router,
     admin: uuid::Uuid,
     admin_token: String,
@@ -244,10 +259,13 @@ impl TestApp {
         .await
         .expect("create the admin");
         let admin_token = keys.mint(admin, Role::Admin, 0).expect("a token");
+        let served = app(state.clone());
         TestApp {
             pool,
             keys,
-            router: app(state.clone()),
+            // What `into_make_service_with_connect_info` gives a request off a socket.
+            router: served.clone().layer(Extension(ConnectInfo(CLIENT))),
+            served,
             state,
             admin,
             admin_token,
@@ -255,13 +273,10 @@ impl TestApp {
         }
     }
 
-    /// A `postgres://` URL of this test's database, when the test server is
-    /// the managed one (a `DATABASE_URL` server's password is not at hand).
-    pub fn database_url(&self) -> Option<String> {
-        SERVER
-            .get()
-            .and_then(|server| server._managed.as_ref())
-            .map(|managed| managed.url(&self.database))
+    /// A `postgres://` URL of this test's database.
+    pub fn database_url(&self) -> String {
+        let server = SERVER.get().expect("started by TestApp::new");
+        with_database(&server.url, &self.database)
     }
 
     /// The id of the admin whose token requests carry by default.
@@ -397,8 +412,14 @@ impl TestApp {
             .await
             .expect("bind a test port");
         let addr = listener.local_addr().expect("a local address");
-        let router = self.router.clone();
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        let router = self.served.clone();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+        });
         format!("http://{addr}")
     }
 
@@ -581,6 +602,88 @@ impl TestApp {
     }
 }
 
+impl Drop for TestApp {
+    /// Drops this test's database, unless the test failed (then it stays
+    /// for a look until the run ends; the managed cluster goes with it).
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let Some(server) = SERVER.get() else { return };
+        let options = server.options.clone().database("postgres");
+        let sql = format!("drop database if exists {} with (force)", self.database);
+        // Drop runs inside the test's runtime, which must not block on
+        // itself: a runtime of its own, on a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async {
+                let mut admin = PgConnection::connect_with(&options)
+                    .await
+                    .expect("connect to the test server");
+                execute(&mut admin, &sql).await;
+                admin.close().await.ok();
+            });
+        })
+        .join();
+        assert!(dropped.is_ok(), "could not drop {}", self.database);
+    }
+}
+
+/// The address the tests' requests come from.
+pub const CLIENT: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 40_000);
+
+/// `url` with its database replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let (head, query) = match url.split_once('?') {
+        Some((head, query)) => (head, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let authority_start = head.find("://").map_or(0, |at| at + 3);
+    let base = match head[authority_start..].find('/') {
+        Some(slash) => &head[..authority_start + slash],
+        None => head,
+    };
+    format!("{base}/{database}{query}")
+}
+
+/// Everything the test binary logs, at every level, kept for the tests
+/// that read it; also shown in a failing test's output.
+pub fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || LogWriter(writer.clone()))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        buffer
+    })
+    .clone()
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .expect("the log buffer")
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Sessions of this test's database waiting for a lock.
 pub const LOCK_WAITS: &str = "select count(*) from pg_stat_activity
                               where datname = current_database() and wait_event_type = 'Lock'";
@@ -597,6 +700,34 @@ pub async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
     }
 }
 
+/// The methods an OpenAPI path item may describe.
+pub const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
+
+/// `GET /openapi.json`, the document the app serves.
+pub async fn document(app: &TestApp) -> Value {
+    let response = app
+        .request_as(None, Method::GET, "/openapi.json", None)
+        .await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.header("content-type"), "application/json");
+    response.body
+}
+
+/// Every (method, path shape) an OpenAPI document describes.
+pub fn documented(document: &Value) -> BTreeSet<(String, String)> {
+    let paths = document["paths"].as_object().expect("paths");
+    paths
+        .iter()
+        .flat_map(|(path, item)| {
+            METHODS
+                .iter()
+                .filter(|method| item.get(**method).is_some())
+                .map(|method| (method.to_uppercase(), route_shape(path)))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// `/hotels/{hotel}/rates?x` → `/hotels/{}/rates`.
 pub fn route_shape(path: &str) -> String {
     let path = path.split('?').next().unwrap_or_default();
@@ -610,20 +741,4 @@ pub fn route_shape(path: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("/")
-}
-
-/// Every method and path of `src/routes.rs`, read from its `.route(...)` calls.
-pub fn declared_routes() -> Vec<(String, String)> {
-    let source = include_str!("../../src/routes.rs");
-    let mut routes = Vec::new();
-    for chunk in source.split(".route(").skip(1) {
-        let chunk = chunk.split(".fallback(").next().unwrap_or_default();
-        let path = chunk.split('"').nth(1).expect("a quoted path");
-        for method in ["get", "post", "put", "patch", "delete"] {
-            if chunk.contains(&format!("{method}(")) {
-                routes.push((method.to_uppercase(), route_shape(path)));
-            }
-        }
-    }
-    routes
 }

@@ -1,10 +1,8 @@
 //! `/users`: create, list, read, change, delete; passwords never come back.
 
-mod common;
-
+use crate::helpers::TestApp;
 use axum::http::{Method, StatusCode};
 use chrono::{Days, Utc};
-use common::TestApp;
 use serde_json::json;
 
 #[tokio::test]

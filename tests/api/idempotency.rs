@@ -2,12 +2,10 @@
 //! answer, another body with the same key is refused, a retry while the
 //! first runs is told so, keys are the caller's own and expire after 24 hours.
 
-mod common;
-
+use crate::helpers::{TestApp, TestResponse};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use chrono::{Days, Utc};
-use common::{TestApp, TestResponse};
 use room_booking::domain::Role;
 use serde_json::{Value, json};
 

@@ -1,10 +1,8 @@
 //! `/rooms`: create, list with pagination, read, change, delete.
 
-mod common;
-
+use crate::helpers::TestApp;
 use axum::http::{Method, StatusCode};
 use chrono::{Days, Utc};
-use common::TestApp;
 use serde_json::json;
 
 #[tokio::test]

@@ -1,11 +1,9 @@
 //! `/bookings`: allocation, pricing, invoices, changes, cancellation, the
 //! status life cycle, time zones and races.
 
-mod common;
-
+use crate::helpers::{LOCK_WAITS, TestApp, test_limits, wait_until};
 use axum::http::{Method, StatusCode};
 use chrono::{Datelike, Days, NaiveDate, Utc, Weekday};
-use common::{LOCK_WAITS, TestApp, test_limits, wait_until};
 use room_booking::Limits;
 use serde_json::{Value, json};
 

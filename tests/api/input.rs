@@ -2,11 +2,9 @@
 //! zones the database does not know, ids that are not UUIDs. Each answers a
 //! 4xx problem document and changes nothing.
 
-mod common;
-
+use crate::helpers::TestApp;
 use axum::http::{Method, StatusCode};
 use chrono::{Days, Utc};
-use common::TestApp;
 use serde_json::{Value, json};
 
 fn id(value: &Value) -> String {

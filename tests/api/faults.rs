@@ -2,15 +2,13 @@
 //! ended connections cost at most one request and answer `503`, never `500`;
 //! a query outliving the request is cancelled; deadlocks are run again.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::helpers::{TestApp, test_limits};
 use axum::http::{Method, StatusCode};
 use chrono::{Days, Utc};
-use common::{TestApp, test_limits};
 use room_booking::Limits;
 use room_booking::db::{self, in_transaction};
 use serde_json::{Value, json};

@@ -81,12 +81,9 @@ fn parent_of(pid: Pid) -> i32 {
         .expect("a number")
 }
 
-/// Shows the supervisor's logs in a failing test's output.
+/// Has the supervisor's logs kept (in the binary's one subscriber).
 fn capture_logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("room_booking=debug")
-        .with_test_writer()
-        .try_init();
+    crate::helpers::captured_logs();
 }
 
 /// Polls `condition` until it holds, failing the test after `limit`.
@@ -515,4 +512,88 @@ async fn the_server_allows_the_connections_it_is_started_with() {
         .expect("the setting");
     assert_eq!(max, "250");
     server.stop();
+}
+
+/// `room-booking` with no database settings, in `dir`.
+fn room_booking_in(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_room-booking"));
+    command
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("DATA_DIR")
+        .env_remove("JWT_SECRET")
+        .env_remove("RUST_LOG");
+    command
+}
+
+/// The two set-up commands in a clone under a private (mode 700) home. As
+/// root, PostgreSQL runs as another user, who cannot enter the home: the
+/// default cluster moves to `/var/lib/room-booking/<hash>` and the log says
+/// so; a `--data-dir` there is refused with the fix. As anyone else the
+/// cluster stays in the clone. Either way `token` prints the token alone.
+#[test]
+fn the_set_up_commands_work_in_a_private_home() {
+    let home = TempDir::new();
+    let clone = home.path().join("room-booking");
+    std::fs::create_dir_all(&clone).expect("a clone");
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+
+    let migrated = room_booking_in(&clone)
+        .env("RUST_LOG", "info")
+        .arg("migrate")
+        .output()
+        .expect("run room-booking migrate");
+    let logs = String::from_utf8_lossy(&migrated.stderr).into_owned();
+    assert!(migrated.status.success(), "{logs}");
+    let token = room_booking_in(&clone)
+        .args(["token", "admin", "--create-admin"])
+        .output()
+        .expect("run room-booking token");
+    assert!(token.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&token.stderr),
+        "",
+        "token logs nothing"
+    );
+    let token = String::from_utf8_lossy(&token.stdout).into_owned();
+    assert_eq!(token.trim().split('.').count(), 3, "a JWT alone: {token}");
+
+    if !Uid::effective().is_root() {
+        assert!(clone.join(".pgdata/PG_VERSION").is_file(), "{logs}");
+        return;
+    }
+    assert!(!clone.join(".pgdata").exists(), "{logs}");
+    let moved = logs
+        .split("dir=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("the log names the new place: {logs}"));
+    let cluster = TempDir(moved.clone());
+    assert!(
+        moved.starts_with("/var/lib/room-booking/") && moved.join("PG_VERSION").is_file(),
+        "{logs}"
+    );
+    assert!(logs.contains("cannot enter"), "{logs}");
+    let server_user = User::from_uid(Uid::from_raw(std::fs::metadata(&moved).expect("it").uid()))
+        .expect("users")
+        .expect("the cluster's owner");
+    assert_ne!(server_user.uid, Uid::from_raw(0));
+
+    let inside = clone.join("data");
+    let refused = room_booking_in(&clone)
+        .arg("--data-dir")
+        .arg(&inside)
+        .arg("migrate")
+        .output()
+        .expect("run room-booking migrate");
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        message.contains(&format!("chmod o+x {}", home.path().display()))
+            && message.contains(&format!("`{}` user", server_user.name)),
+        "{message}"
+    );
+    assert!(!inside.exists(), "nothing made: {message}");
+    drop(cluster);
 }
