@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::{Page, Pagination, booked, parse_date, parse_guests, parse_stay};
 use crate::auth::{AuthUser, Staff};
-use crate::domain::Role;
 use crate::db::bookings::{self, BookingChange, BookingFilter, NewBooking, Target};
+use crate::domain::Role;
 use crate::domain::{
     Booking, BookingStatus, Invoice, InvoiceLine, InvoiceStatus, Stay, parse_timezone,
 };
