@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{Page, Pagination, booked, parse_date, parse_guests, parse_stay};
-use crate::auth::{AuthUser, Staff};
+use crate::auth::AuthUser;
 use crate::db::bookings::{self, BookingChange, BookingFilter, NewBooking, Target};
 use crate::domain::Role;
 use crate::domain::{
