@@ -3,9 +3,12 @@
 //!
 //! The layout, from the outside in:
 //! - [`startup`]: configuration in, database up, serve, stop in order;
-//! - [`routes`]: the Router, the map of the API, with its layers;
-//! - [`handlers`]: HTTP in, HTTP out, no SQL; the wire types and their
-//!   OpenAPI schemas live beside them ([`openapi`] assembles the document);
+//! - [`routes`]: the app: the routers of the resource modules, merged, with
+//!   the layers every request goes through;
+//! - [`handlers`]: HTTP in, HTTP out, no SQL, a module per resource, each
+//!   declaring its routes with their OpenAPI operations ([`openapi`] adds
+//!   the document's info and components);
+//! - [`idempotency`]: `Idempotency-Key`, its runner, store and pruning;
 //! - [`db`]: all SQL, checked against the schema at compile time; answers
 //!   domain types and outcome enums, knows nothing of HTTP;
 //! - [`domain`]: what hotels, rooms, stays, prices and bookings are, and

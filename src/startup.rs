@@ -360,25 +360,7 @@ async fn serve(
         );
     }
     let pruning = tokio::spawn(crate::idempotency::prune_expired_keys(state.pool.clone()));
-    // The supervisor's restarts, for `/metrics`; its giving up ends the service.
-    let gave_up = supervisor.map(Supervisor::failed);
-    let watching = supervisor.map(|supervisor| {
-        let restarts = supervisor.restarts_counter();
-        let seen = state.metrics.db_restarts.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                seen.store(restarts(), std::sync::atomic::Ordering::Relaxed);
-            }
-        })
-    });
-    let gave_up = async move {
-        match gave_up {
-            Some(failed) => failed.await,
-            None => std::future::pending().await,
-        }
-    };
+    let (gave_up, watching) = watch_supervisor(supervisor, state.metrics.db_restarts.clone());
     tokio::pin!(gave_up);
     let mut lost: Option<ManagedDbError> = None;
     let router = app(state);
@@ -388,11 +370,7 @@ async fn serve(
     // connection that sends nothing (or an HTTP/2 preface, byte by byte) is
     // closed like one that sends half a header. (A protocol-sniffing server
     // would wait for the first bytes before any timeout applied.)
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
-        .keep_alive(true);
+    let builder = http1_builder(config.header_read_timeout);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
@@ -455,6 +433,46 @@ async fn serve(
     }
     tracing::info!("shut down");
     Ok(())
+}
+
+/// An HTTP/1.1 connection builder with the header-read timeout.
+fn http1_builder(header_read_timeout: Duration) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .keep_alive(true);
+    builder
+}
+
+/// What serving watches of the supervisor: its giving up (which ends the
+/// service; never, without one), and a task copying its restarts to `/metrics`.
+fn watch_supervisor(
+    supervisor: Option<&Supervisor>,
+    seen: Arc<std::sync::atomic::AtomicU64>,
+) -> (
+    impl Future<Output = ManagedDbError>,
+    Option<tokio::task::JoinHandle<()>>,
+) {
+    let gave_up = supervisor.map(Supervisor::failed);
+    let watching = supervisor.map(|supervisor| {
+        let restarts = supervisor.restarts_counter();
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                seen.store(restarts(), std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    });
+    let gave_up = async move {
+        match gave_up {
+            Some(failed) => failed.await,
+            None => std::future::pending().await,
+        }
+    };
+    (gave_up, watching)
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -12,13 +12,11 @@ use sqlx::postgres::types::PgRange;
 use sqlx::{Connection, PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
+use super::invoices::{price_stay, rewrite_invoice, write_invoice};
 use super::{MaybeRetryable, constraint, in_transaction, is_retryable};
 use crate::domain::booking::{BookingLimits, check_arrival, check_capacity};
-use crate::domain::pricing::{NightRate, cancellation_costs_a_fee};
-use crate::domain::{
-    Booking, BookingStatus, Invoice, InvoiceLine, InvoiceStatus, Pricing, Refusal, Stay, Window,
-    hotel_today,
-};
+use crate::domain::pricing::cancellation_costs_a_fee;
+use crate::domain::{Booking, BookingStatus, Pricing, Refusal, Stay, Window, hotel_today};
 
 /// The constraint that keeps a room from being sold twice.
 pub const NO_OVERLAP: &str = "bookings_no_overlap";
@@ -52,7 +50,7 @@ impl MaybeRetryable for BookingError {
     }
 }
 
-type BookingResult<T> = Result<T, BookingError>;
+pub(super) type BookingResult<T> = Result<T, BookingError>;
 
 /// What to book: a room of a type (the first free one), or one given room.
 #[derive(Debug, Clone, Copy)]
@@ -229,50 +227,8 @@ async fn create_booking_once(
         request.stay,
     )
     .await?;
-    let mut tried = Vec::new();
-    let booking_id = loop {
-        let candidates = match request.target {
-            Target::Room(id) if tried.is_empty() => vec![id],
-            Target::Room(_) => Vec::new(),
-            Target::RoomType(id) => free_rooms(&mut *tx, id, request.stay, None, &tried).await?,
-        };
-        if candidates.is_empty() {
-            return Err(Refusal::NoRoomFree.into());
-        }
-        let mut booked = None;
-        for room_id in candidates {
-            tried.push(room_id);
-            booked = sqlx::query_scalar!(
-                "insert into bookings (room_id, user_id, stay, guests, check_in_at, check_out_at,
-                                       rate_plan_id, total_price, currency)
-                 select r.id, $2, $3, $4, (lower($3::daterange) + h.check_in_time) at time zone h.timezone,
-                        (upper($3::daterange) + h.check_out_time) at time zone h.timezone, $5, $6, $7
-                 from rooms r join hotels h on h.id = r.hotel_id
-                 where r.id = $1
-                 on conflict do nothing
-                 returning id",
-                room_id,
-                request.user_id,
-                request.stay.range() as PgRange<NaiveDate>,
-                request.guests,
-                request.rate_plan_id,
-                pricing.total(),
-                pricing.currency()
-            )
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|error| match constraint(&error) {
-                Some("bookings_user_id_fkey") => BookingError::Refused(Refusal::UnknownUser),
-                _ => BookingError::Database(error),
-            })?;
-            if booked.is_some() {
-                break;
-            }
-        }
-        if let Some(id) = booked {
-            break id;
-        }
-    };
+    let booking_id =
+        insert_in_a_free_room(&mut *tx, request, context.room_type_id, &pricing).await?;
     write_invoice(&mut *tx, booking_id, &pricing).await?;
     let booking = find_booking(&mut *tx, booking_id)
         .await?
@@ -342,13 +298,98 @@ async fn change_booking_once(
         None => None,
     };
 
+    let room = CurrentRoom {
+        id: current.room_id,
+        room_type_id: current.room_type_id,
+    };
+    move_to_a_free_room(&mut *tx, id, room, room_type_id, stay, pricing.as_ref()).await?;
+    if let Some(pricing) = &pricing {
+        rewrite_invoice(&mut *tx, id, pricing).await?;
+    }
+    Ok(find_booking(&mut *tx, id).await?)
+}
+
+/// Inserts the booking in the requested room, or in the first room of the
+/// type that is free (the next one when a concurrent booking wins a room).
+async fn insert_in_a_free_room(
+    tx: &mut PgConnection,
+    request: &NewBooking,
+    room_type_id: Uuid,
+    pricing: &Pricing,
+) -> BookingResult<Uuid> {
+    let mut tried = Vec::new();
+    loop {
+        let candidates = match request.target {
+            Target::Room(id) if tried.is_empty() => vec![id],
+            Target::Room(_) => Vec::new(),
+            Target::RoomType(_) => {
+                free_rooms(&mut *tx, room_type_id, request.stay, None, &tried).await?
+            }
+        };
+        if candidates.is_empty() {
+            return Err(Refusal::NoRoomFree.into());
+        }
+        let mut booked = None;
+        for room_id in candidates {
+            tried.push(room_id);
+            booked = sqlx::query_scalar!(
+                "insert into bookings (room_id, user_id, stay, guests, check_in_at, check_out_at,
+                                       rate_plan_id, total_price, currency)
+                 select r.id, $2, $3, $4, (lower($3::daterange) + h.check_in_time) at time zone h.timezone,
+                        (upper($3::daterange) + h.check_out_time) at time zone h.timezone, $5, $6, $7
+                 from rooms r join hotels h on h.id = r.hotel_id
+                 where r.id = $1
+                 on conflict do nothing
+                 returning id",
+                room_id,
+                request.user_id,
+                request.stay.range() as PgRange<NaiveDate>,
+                request.guests,
+                request.rate_plan_id,
+                pricing.total(),
+                pricing.currency()
+            )
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|error| match constraint(&error) {
+                Some("bookings_user_id_fkey") => BookingError::Refused(Refusal::UnknownUser),
+                _ => BookingError::Database(error),
+            })?;
+            if booked.is_some() {
+                break;
+            }
+        }
+        if let Some(id) = booked {
+            return Ok(id);
+        }
+    }
+}
+
+/// The booking's room before a change.
+#[derive(Clone, Copy)]
+struct CurrentRoom {
+    id: Uuid,
+    room_type_id: Uuid,
+}
+
+/// Moves booking `id` to `stay` in a room of `room_type_id`: its current
+/// room when that is of the type and still free, else the first free one
+/// (the next when a concurrent booking or a deletion wins a room).
+async fn move_to_a_free_room(
+    tx: &mut PgConnection,
+    id: Uuid,
+    current: CurrentRoom,
+    room_type_id: Uuid,
+    stay: Stay,
+    pricing: Option<&Pricing>,
+) -> BookingResult<()> {
     let mut tried = Vec::new();
     let mut moved = false;
     while !moved {
         let mut candidates = Vec::new();
         if tried.is_empty() && room_type_id == current.room_type_id {
             // Keep the room when it is still free.
-            candidates.push(current.room_id);
+            candidates.push(current.id);
         }
         let exclude: Vec<Uuid> = tried.iter().chain(&candidates).copied().collect();
         candidates.extend(free_rooms(&mut *tx, room_type_id, stay, Some(id), &exclude).await?);
@@ -369,8 +410,8 @@ async fn change_booking_once(
                 id,
                 room_id,
                 stay.range() as PgRange<NaiveDate>,
-                pricing.as_ref().map(Pricing::total),
-                pricing.as_ref().map(|p| p.currency().to_owned())
+                pricing.map(Pricing::total),
+                pricing.map(|p| p.currency().to_owned())
             )
             .execute(&mut *savepoint)
             .await;
@@ -391,19 +432,7 @@ async fn change_booking_once(
             }
         }
     }
-    if let Some(pricing) = &pricing {
-        sqlx::query!(
-            "delete from invoice_lines where invoice_id = (select id from invoices where booking_id = $1)",
-            id
-        )
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query!("delete from invoices where booking_id = $1", id)
-            .execute(&mut *tx)
-            .await?;
-        write_invoice(&mut *tx, id, pricing).await?;
-    }
-    Ok(find_booking(&mut *tx, id).await?)
+    Ok(())
 }
 
 /// Cancels a booking: frees its nights, and voids its invoice or turns it
@@ -504,34 +533,6 @@ async fn transition_booking_once(
     Ok(find_booking(&mut *tx, id).await?)
 }
 
-pub async fn find_invoice(pool: &PgPool, booking_id: Uuid) -> sqlx::Result<Option<Invoice>> {
-    let Some(invoice) = sqlx::query!(
-        r#"select id, booking_id, status as "status: InvoiceStatus", currency as "currency!", total
-           from invoices where booking_id = $1"#,
-        booking_id
-    )
-    .fetch_optional(pool)
-    .await?
-    else {
-        return Ok(None);
-    };
-    let lines = sqlx::query_as!(
-        InvoiceLine,
-        "select date, description, amount from invoice_lines where invoice_id = $1 order by position",
-        invoice.id
-    )
-    .fetch_all(pool)
-    .await?;
-    Ok(Some(Invoice {
-        id: invoice.id,
-        booking_id: invoice.booking_id,
-        status: invoice.status,
-        currency: invoice.currency,
-        total: invoice.total,
-        lines,
-    }))
-}
-
 /// How many free rooms allocation asks for at a time.
 const CANDIDATES: i64 = 8;
 
@@ -561,49 +562,4 @@ async fn free_rooms(
     )
     .fetch_all(conn)
     .await
-}
-
-/// The nightly prices of the stay (see [`Pricing::of_stay`]).
-async fn price_stay(
-    conn: &mut PgConnection,
-    room_type_id: Uuid,
-    rate_plan_id: Uuid,
-    stay: Stay,
-) -> BookingResult<Pricing> {
-    let rates = sqlx::query_as!(
-        NightRate,
-        r#"select date, price, currency as "currency!" from daily_rates
-           where room_type_id = $1 and rate_plan_id = $2 and date >= $3 and date < $4
-           order by date"#,
-        room_type_id,
-        rate_plan_id,
-        stay.check_in(),
-        stay.check_out()
-    )
-    .fetch_all(conn)
-    .await?;
-    Ok(Pricing::of_stay(stay, &rates)?)
-}
-
-async fn write_invoice(
-    conn: &mut PgConnection,
-    booking_id: Uuid,
-    pricing: &Pricing,
-) -> sqlx::Result<()> {
-    sqlx::query!(
-        "with invoice as (
-             insert into invoices (booking_id, currency, total) values ($1, $2, $3) returning id
-         )
-         insert into invoice_lines (invoice_id, position, date, description, amount)
-         select invoice.id, night.position, night.date, 'Night of ' || night.date, night.amount
-         from invoice, unnest($4::date[], $5::numeric[]) with ordinality as night (date, amount, position)",
-        booking_id,
-        pricing.currency(),
-        pricing.total(),
-        pricing.nights(),
-        pricing.prices()
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
 }

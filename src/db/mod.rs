@@ -6,6 +6,7 @@ pub mod book;
 pub mod bookings;
 pub mod failure;
 pub mod hotels;
+pub mod invoices;
 pub mod rooms;
 pub mod search;
 pub mod users;

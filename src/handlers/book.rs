@@ -106,7 +106,7 @@ pub async fn book(
         return answer(booked, &request, night);
     }
     let limits = state.limits.booking;
-    idempotency::run(&state, caller.id, key, |conn| {
+    idempotency::run(&state.pool, caller.id, key, |conn| {
         let (wanted, request) = (wanted.clone(), request.clone());
         Box::pin(async move { book_one(conn, &wanted, &request, &limits, guest).await })
     })

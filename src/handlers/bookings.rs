@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::{Page, Pagination, booked, parse_date, parse_guests, parse_stay};
 use crate::auth::AuthUser;
 use crate::db::bookings::{self, BookingChange, BookingFilter, NewBooking, Target};
+use crate::db::invoices;
 use crate::domain::Role;
 use crate::domain::{
     Booking, BookingStatus, Invoice, InvoiceLine, InvoiceStatus, Stay, parse_timezone,
@@ -230,7 +231,7 @@ pub async fn create(
         by_guest: !caller.is_staff(),
     };
     let limits = state.limits.booking;
-    idempotency::run(&state, caller.id, key, |conn| {
+    idempotency::run(&state.pool, caller.id, key, |conn| {
         let new_booking = new_booking.clone();
         Box::pin(async move {
             let booking = bookings::create_booking(conn, &new_booking, &limits).await?;
@@ -346,7 +347,7 @@ pub async fn update(
         by_guest: !caller.is_staff(),
     };
     let limits = state.limits.booking;
-    idempotency::run(&state, caller.id, key, move |conn| {
+    idempotency::run(&state.pool, caller.id, key, move |conn| {
         Box::pin(async move {
             let booking = bookings::change_booking(conn, id, change, &limits)
                 .await?
@@ -378,7 +379,7 @@ pub async fn cancel(
     key: IdempotencyKey,
 ) -> Result<Response> {
     may_see(&state, caller, id).await?;
-    idempotency::run(&state, caller.id, key, move |conn| {
+    idempotency::run(&state.pool, caller.id, key, move |conn| {
         Box::pin(async move {
             bookings::cancel_booking(conn, id)
                 .await?
@@ -472,7 +473,7 @@ async fn transition(
     // A guest learns nothing of others' bookings: 404 before 403.
     may_see(&state, caller, id).await?;
     caller.require(Role::Staff)?;
-    idempotency::run(&state, caller.id, key, move |conn| {
+    idempotency::run(&state.pool, caller.id, key, move |conn| {
         Box::pin(async move {
             let booking = bookings::transition_booking(conn, id, next)
                 .await?
@@ -501,7 +502,7 @@ pub async fn invoice(
     Path(id): Path<Uuid>,
 ) -> Result<Json<InvoiceBody>> {
     may_see(&state, caller, id).await?;
-    let invoice = bookings::find_invoice(&state.pool, id)
+    let invoice = invoices::find_invoice(&state.pool, id)
         .await?
         .ok_or_else(|| {
             Error::not_found(format!(

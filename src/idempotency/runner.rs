@@ -4,14 +4,13 @@
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sqlx::{Connection, PgConnection};
+use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::key::{IdempotencyKey, REPLAYED};
 use super::store::{self, KeyState, StoredResponse};
 use crate::db::{BoxFuture, MaybeRetryable, TRANSACTION_ATTEMPTS, pause_before_attempt};
 use crate::error::{Error, ErrorCode, Result};
-use crate::state::AppState;
 
 /// Runs `work` on a connection of the pool; with a key, inside a transaction
 /// that also records (or replays) its answer. That transaction is run again
@@ -19,7 +18,7 @@ use crate::state::AppState;
 /// [`crate::db::in_transaction`] runs its own: nothing of it was committed,
 /// and its key was not recorded.
 pub async fn run<F>(
-    state: &AppState,
+    pool: &PgPool,
     caller: Uuid,
     key: IdempotencyKey,
     mut work: F,
@@ -27,7 +26,7 @@ pub async fn run<F>(
 where
     F: for<'c> FnMut(&'c mut PgConnection) -> BoxFuture<'c, Result<Response>>,
 {
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = pool.acquire().await?;
     let Some((key, fingerprint)) = key.0 else {
         return work(&mut conn).await;
     };
