@@ -76,8 +76,3 @@ pub struct RateOffer {
     pub currency: String,
     pub nightly: Vec<(NaiveDate, Decimal)>,
 }
-
-/// Parses a local time of day `"14:00"`.
-pub fn parse_time_of_day(text: &str) -> Option<NaiveTime> {
-    NaiveTime::parse_from_str(text, "%H:%M").ok()
-}

@@ -6,6 +6,7 @@
 pub mod booking;
 pub mod inventory;
 pub mod pricing;
+pub mod values;
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};

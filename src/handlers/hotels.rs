@@ -14,8 +14,8 @@ use super::{NameSchema, created, hh_mm, in_use, parse_name};
 use crate::auth::{AuthUser, Staff};
 use crate::db::failure::constraints;
 use crate::db::hotels::{self, Deletion, HotelChange, NewHotel};
-use crate::domain::inventory::parse_time_of_day;
-use crate::domain::{Hotel, parse_timezone};
+use crate::domain::Hotel;
+use crate::domain::values::{City, HotelZone, TimeOfDay};
 use crate::error::{Error, ErrorCode, Result};
 use crate::extract::{Json, Path};
 use crate::state::AppState;
@@ -249,37 +249,18 @@ pub(super) fn name_taken(what: &str, of: &str) -> Error {
     )
 }
 
-/// A city as a name is checked (at most 100 characters, no control
-/// characters), but it may be empty.
+/// A city: empty, or a name.
 fn parse_city(text: &str) -> Result<String> {
-    if text.trim().is_empty() {
-        return Ok(String::new());
-    }
-    parse_name("city", text)
+    City::parse(text)
+        .map(City::into_string)
+        .map_err(|why| Error::validation(format!("`city` {why}")))
 }
 
-/// An IANA zone that chrono-tz knows (PostgreSQL checks it too, on write),
-/// named Area/Location, or `UTC`. PostgreSQL reads a name without a `/` as
-/// an abbreviation first when it is one: `CET`, `EET`, `MET` and `WET` are
-/// zones with summer time for chrono-tz but fixed offsets in SQL, and the
-/// hotel's instants would then differ by an hour between the two.
+/// A hotel's time zone (see [`HotelZone`]).
 fn valid_timezone(name: &str) -> Result<String> {
-    let zone = parse_timezone(name).ok_or_else(|| {
-        Error::invalid(
-            ErrorCode::InvalidTimezone,
-            format!("`{name}` is not an IANA time zone"),
-        )
-    })?;
-    if name != "UTC" && !name.contains('/') {
-        return Err(Error::invalid(
-            ErrorCode::InvalidTimezone,
-            format!(
-                "`{name}` is not an Area/Location time zone (such as Europe/Paris) or UTC; \
-                 PostgreSQL reads some such names, like CET, as fixed offsets without summer time"
-            ),
-        ));
-    }
-    Ok(zone.name().to_owned())
+    HotelZone::parse(name)
+        .map(HotelZone::into_string)
+        .map_err(|why| Error::invalid(ErrorCode::InvalidTimezone, why))
 }
 
 fn unknown_timezone() -> Error {
@@ -290,9 +271,7 @@ fn unknown_timezone() -> Error {
 }
 
 fn time_of_day(field: &str, text: &str) -> Result<NaiveTime> {
-    parse_time_of_day(text).ok_or_else(|| {
-        Error::validation(format!(
-            "`{field}` must be a time of day such as 14:00, not `{text}`"
-        ))
-    })
+    TimeOfDay::parse(text)
+        .map(TimeOfDay::get)
+        .map_err(|why| Error::validation(format!("`{field}` {why}")))
 }

@@ -25,6 +25,7 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::domain::values::Guests;
 use crate::domain::{Name, Stay, Window, parse_iso_date};
 use crate::error::{Error, ErrorCode, Result};
 use crate::extract::Json;
@@ -187,10 +188,9 @@ fn parse_name(field: &str, text: &str) -> Result<String> {
 
 /// `guests` between 1 and 100 (absent: 1).
 fn parse_guests(guests: Option<i32>) -> Result<i32> {
-    match guests.unwrap_or(1) {
-        guests @ 1..=100 => Ok(guests),
-        _ => Err(Error::validation("`guests` must be between 1 and 100")),
-    }
+    Guests::parse(guests.unwrap_or(1))
+        .map(Guests::get)
+        .map_err(|why| Error::validation(format!("`guests` {why}")))
 }
 
 /// Names what a refused delete was about.

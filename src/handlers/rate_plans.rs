@@ -14,6 +14,7 @@ use crate::auth::{AuthUser, Staff};
 use crate::db::failure::constraints;
 use crate::db::hotels::{self, Deletion};
 use crate::domain::RatePlan;
+use crate::domain::values::CancellationHours;
 use crate::error::{Error, Result};
 use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
@@ -200,11 +201,7 @@ pub async fn delete(
 }
 
 fn parse_hours(hours: i32) -> Result<i32> {
-    if (0..=24 * 365).contains(&hours) {
-        Ok(hours)
-    } else {
-        Err(Error::validation(
-            "`free_cancellation_hours` must be between 0 and 8760, or null",
-        ))
-    }
+    CancellationHours::parse(hours)
+        .map(CancellationHours::get)
+        .map_err(|why| Error::validation(format!("`free_cancellation_hours` {why}, or null")))
 }

@@ -14,6 +14,7 @@ use crate::auth::{AuthUser, Staff};
 use crate::db::failure::constraints;
 use crate::db::hotels::{self, Deletion};
 use crate::domain::RoomType;
+use crate::domain::values::Guests;
 use crate::error::{Error, ErrorCode, Result};
 use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
@@ -200,9 +201,7 @@ pub async fn delete(
 }
 
 fn parse_capacity(capacity: i32) -> Result<i32> {
-    if (1..=100).contains(&capacity) {
-        Ok(capacity)
-    } else {
-        Err(Error::validation("`capacity` must be between 1 and 100"))
-    }
+    Guests::parse(capacity)
+        .map(Guests::get)
+        .map_err(|why| Error::validation(format!("`capacity` {why}")))
 }
