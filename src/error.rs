@@ -37,6 +37,7 @@ pub enum ErrorCode {
     InvalidTransition,
     TooEarly,
     DefaultResource,
+    LastAdmin,
     IdempotencyKeyInUse,
     IdempotencyKeyMismatch,
     PayloadTooLarge,

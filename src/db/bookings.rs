@@ -208,16 +208,25 @@ async fn create_booking_once(
     check_capacity(request.guests, context.capacity)?;
     if request.by_guest {
         limits.guest_stay_allowed(request.stay)?;
-        // The lock on the guest's row makes the count exact under concurrency.
-        let live = sqlx::query_scalar!(
-            r#"select (select count(*) from live_bookings b
-                       where b.user_id = u.id and b.status in ('confirmed', 'checked_in')) as "live!"
-               from users u where u.id = $1 for update"#,
+        // The guest's row is locked first, and its bookings counted by the
+        // next statement, whose snapshot is taken once the lock is held: it
+        // sees every booking of the transactions that held the lock before.
+        // (Counted in the locking statement, the count would be of the
+        // snapshot taken before the wait, and miss them.)
+        sqlx::query_scalar!(
+            "select id from users where id = $1 for update",
             request.user_id
         )
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(Refusal::UnknownUser)?;
+        let live = sqlx::query_scalar!(
+            r#"select count(*) as "live!" from live_bookings
+               where user_id = $1 and status in ('confirmed', 'checked_in')"#,
+            request.user_id
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         limits.guest_may_add_booking(live)?;
     }
     let pricing = price_stay(

@@ -1,7 +1,7 @@
 //! Users: who books. Password hashes are written here and never read back
 //! into a response.
 
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::{Role, User, Window};
@@ -72,18 +72,42 @@ pub async fn create_user(pool: &PgPool, user: NewUser) -> sqlx::Result<User> {
     .await
 }
 
+/// What a change or removal of a user came to.
+#[derive(Debug)]
+pub enum UserWrite<T> {
+    Done(T),
+    NotFound,
+    /// It would leave no admin: the last one is neither demoted nor removed.
+    LastAdmin,
+}
+
+/// Whether `id` is the only admin. Every admin's row is locked, in one
+/// order: of two transactions demoting (or removing) the last two admins at
+/// once, the second waits for the first, sees its change and is refused.
+async fn is_last_admin(tx: &mut PgConnection, id: Uuid) -> sqlx::Result<bool> {
+    let admins =
+        sqlx::query_scalar!("select id from users where role = 'admin' order by id for update")
+            .fetch_all(&mut *tx)
+            .await?;
+    Ok(admins == [id])
+}
+
 /// Changes a user. A new password or a new role bumps the user's token
-/// version, which ends every token issued before.
+/// version, which ends every token issued before. The last admin keeps its role.
 pub async fn update_user(
     pool: &PgPool,
     id: Uuid,
     change: UserChange,
-) -> sqlx::Result<Option<User>> {
+) -> sqlx::Result<UserWrite<User>> {
+    let mut tx = pool.begin().await?;
+    if change.role.is_some_and(|role| role != Role::Admin) && is_last_admin(&mut tx, id).await? {
+        return Ok(UserWrite::LastAdmin);
+    }
     let (set_email, email) = match change.email {
         Some(email) => (true, email),
         None => (false, None),
     };
-    sqlx::query_as!(
+    let user = sqlx::query_as!(
         User,
         r#"update users
            set name = coalesce($2, name),
@@ -101,17 +125,28 @@ pub async fn update_user(
         change.role as Option<Role>,
         change.password_hash
     )
-    .fetch_optional(pool)
-    .await
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(user.map_or(UserWrite::NotFound, UserWrite::Done))
 }
 
-/// Deletes a user; `false` when there is none. A user that bookings refer to
-/// is kept: the foreign key refuses with `23503`.
-pub async fn delete_user(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
+/// Deletes a user, unless it is the last admin. A user that bookings refer
+/// to is kept: the foreign key refuses with `23503`.
+pub async fn delete_user(pool: &PgPool, id: Uuid) -> sqlx::Result<UserWrite<()>> {
+    let mut tx = pool.begin().await?;
+    if is_last_admin(&mut tx, id).await? {
+        return Ok(UserWrite::LastAdmin);
+    }
     let deleted = sqlx::query!("delete from users where id = $1", id)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
-    Ok(deleted.rows_affected() == 1)
+    tx.commit().await?;
+    Ok(if deleted.rows_affected() == 1 {
+        UserWrite::Done(())
+    } else {
+        UserWrite::NotFound
+    })
 }
 
 /// The role of a token's user, if the user still exists and the token is of

@@ -3,7 +3,10 @@
 //! time zone, a time of day. Each `parse` says why a value is refused, in
 //! words for the client; the handler names the field.
 
+use std::str::FromStr;
+
 use chrono::NaiveTime;
+use rust_decimal::Decimal;
 
 use super::Name;
 
@@ -107,6 +110,25 @@ impl TimeOfDay {
     }
 }
 
+/// A nightly price as the API writes it: 1 to 10 digits, then optionally a
+/// point and 1 or 2 digits (`^[0-9]{1,10}(\.[0-9]{1,2})?$`, the pattern the
+/// OpenAPI document gives). No sign, exponent, separator or bare point.
+pub fn parse_price(text: &str) -> Result<Decimal, String> {
+    let (whole, cents) = match text.split_once('.') {
+        Some((whole, cents)) => (whole, Some(cents)),
+        None => (text, None),
+    };
+    let digits = |part: &str, most: usize| {
+        (1..=most).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_digit())
+    };
+    if !digits(whole, 10) || !cents.is_none_or(|cents| digits(cents, 2)) {
+        return Err(format!(
+            "must be an amount such as 129.00 (up to 10 digits, then up to 2 decimals), not `{text}`"
+        ));
+    }
+    Decimal::from_str(text).map_err(|error| format!("`{text}`: {error}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +165,28 @@ mod tests {
         assert!(HotelZone::parse("UTC").is_ok());
         assert!(HotelZone::parse("CET").is_err());
         assert!(HotelZone::parse("Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn prices_are_plain_decimals() {
+        assert_eq!(parse_price("129.00"), Ok(Decimal::new(12900, 2)));
+        assert_eq!(parse_price("0"), Ok(Decimal::ZERO));
+        assert!(parse_price("9999999999.99").is_ok());
+        for text in [
+            "1_0.0_5",
+            "1e5",
+            "+5",
+            ".5",
+            "-0",
+            "5.",
+            "1.234",
+            "12345678901",
+            "",
+            " 5",
+            "٥",
+        ] {
+            assert!(parse_price(text).is_err(), "{text}");
+        }
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"room_name": "ROOM7", "user_name": "user3", "date": "24.11.27"}))]
 pub struct BookNight {
     /// A room of the default hotel.

@@ -2,6 +2,8 @@
 
 use axum::extract::State;
 use chrono::NaiveDate;
+use std::str::FromStr;
+
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -11,7 +13,7 @@ use super::hotels::existing_hotel;
 use super::{Page, Pagination, parse_date};
 use crate::auth::{AuthUser, Staff};
 use crate::db::hotels::{self, RatesQuery, RatesUpsert};
-use crate::domain::pricing::MAX_AMOUNT;
+use crate::domain::values::parse_price;
 use crate::domain::{DailyRate, Stay, is_currency};
 use crate::error::{Error, Result};
 use crate::extract::{Json, Path, Query};
@@ -59,8 +61,8 @@ pub struct RatesRequest {
     #[schema(format = Date, example = "2027-04-01")]
     pub to: String,
     /// 0 to 9999999999.99, two decimal places at most.
-    #[schema(value_type = String, pattern = r"^[0-9]{1,10}(\.[0-9]{1,2})?$", example = "129.00")]
-    pub price: Decimal,
+    #[schema(pattern = r"^[0-9]{1,10}(\.[0-9]{1,2})?$", example = "129.00")]
+    pub price: String,
     /// ISO 4217.
     #[schema(pattern = "^[A-Z]{3}$", example = "EUR")]
     pub currency: String,
@@ -109,17 +111,18 @@ pub async fn put(
             Stay::MAX_NIGHTS
         ))
     })?;
-    if rates.price.is_sign_negative() {
-        return Err(Error::validation("`price` must not be negative"));
-    }
-    if rates.price.normalize().scale() > 2 {
-        return Err(Error::validation("`price` has at most two decimal places"));
-    }
-    if rates.price > MAX_AMOUNT {
-        return Err(Error::validation(format!(
-            "`price` must be at most {MAX_AMOUNT}"
+    // Not a number at all is a malformed body, as it was when the field
+    // was read as a decimal; a number outside the pattern is an invalid value.
+    let is_number =
+        Decimal::from_str(&rates.price).is_ok() || Decimal::from_scientific(&rates.price).is_ok();
+    if !is_number {
+        return Err(Error::Malformed(format!(
+            "`price` must be a decimal number as a string, not `{}`",
+            rates.price
         )));
     }
+    let price =
+        parse_price(&rates.price).map_err(|why| Error::validation(format!("`price` {why}")))?;
     if !is_currency(&rates.currency) {
         return Err(Error::validation(format!(
             "`{}` is not a currency code such as EUR",
@@ -131,7 +134,7 @@ pub async fn put(
         rate_plan_id: rates.rate_plan_id,
         from: stay.check_in(),
         to: stay.check_out(),
-        price: rates.price,
+        price,
         currency: rates.currency,
     };
     existing_hotel(&state, hotel_id).await?;

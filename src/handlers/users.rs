@@ -11,7 +11,7 @@ use super::database::ResultExt;
 use super::{NameSchema, Page, Pagination, created, in_use, parse_name};
 use crate::auth::{Admin, AuthUser, Password, Staff};
 use crate::db::failure::constraints;
-use crate::db::users::{self, NewUser, UserChange};
+use crate::db::users::{self, NewUser, UserChange, UserWrite};
 use crate::domain::{Role, User};
 use crate::error::{Error, ErrorCode, Result};
 use crate::extract::{Json, Path, Query};
@@ -172,7 +172,7 @@ pub async fn create(
         (status = 200, description = "The changed user", body = UserBody),
         (status = 403, description = "Changing another user or a role without being an admin; a wrong current password"),
         (status = 404, description = "No such user, or another user for a guest"),
-        (status = 409, description = "The name is taken"),
+        (status = 409, description = "The name is taken (`already_exists`), or the last admin would lose its role (`last_admin`)"),
         (status = 422, description = "A bad name, email or password; no current password"),
         (status = 503, description = "Password hashing is busy (`Retry-After`)"),
     )
@@ -225,11 +225,14 @@ pub async fn update(
         role: change.role,
         password_hash,
     };
-    let user = users::update_user(&state.pool, id, change)
+    match users::update_user(&state.pool, id, change)
         .await
         .on_constraint(constraints::USER_NAME_TAKEN, name_taken)?
-        .ok_or_else(|| user_not_found(id))?;
-    Ok(Json(user.into()))
+    {
+        UserWrite::Done(user) => Ok(Json(user.into())),
+        UserWrite::NotFound => Err(user_not_found(id)),
+        UserWrite::LastAdmin => Err(last_admin()),
+    }
 }
 
 /// Delete a user (admin); refused while bookings refer to it.
@@ -243,7 +246,7 @@ pub async fn update(
         (status = 204, description = "Deleted"),
         (status = 403, description = "Not an admin"),
         (status = 404, description = "No such user"),
-        (status = 409, description = "Bookings refer to it (`in_use`)"),
+        (status = 409, description = "Bookings refer to it (`in_use`), or it is the last admin (`last_admin`)"),
     )
 )]
 pub async fn delete(
@@ -251,13 +254,13 @@ pub async fn delete(
     Admin(_caller): Admin,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode> {
-    if users::delete_user(&state.pool, id)
+    match users::delete_user(&state.pool, id)
         .await
         .on_constraint(constraints::BOOKING_OF_USER, in_use("user"))?
     {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(user_not_found(id))
+        UserWrite::Done(()) => Ok(StatusCode::NO_CONTENT),
+        UserWrite::NotFound => Err(user_not_found(id)),
+        UserWrite::LastAdmin => Err(last_admin()),
     }
 }
 
@@ -269,6 +272,15 @@ fn may_see(caller: AuthUser, id: Uuid) -> Result<()> {
     } else {
         Err(user_not_found(id))
     }
+}
+
+/// Nobody could administer the service any more (recovery would need the
+/// host's shell).
+fn last_admin() -> Error {
+    Error::conflict(
+        ErrorCode::LastAdmin,
+        "this is the last admin: make another user an admin first",
+    )
 }
 
 fn user_not_found(id: Uuid) -> Error {

@@ -222,3 +222,73 @@ async fn the_horizon_bounds_every_booking() {
     far.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "beyond_horizon");
     assert_eq!(app.count("select count(*) from bookings").await, 1);
 }
+
+/// One rule for every body: a field the API does not know is refused with
+/// `400`, `POST /book` included, before its value is read (a nesting bomb in
+/// an unknown field costs nothing), and nothing is written.
+#[tokio::test]
+async fn unknown_fields_are_refused_by_every_body() {
+    let app = TestApp::new().await;
+    app.create_room("ROOM7").await;
+    app.create_user("user3").await;
+    let date = (Utc::now().date_naive() + Days::new(1))
+        .format("%d.%m.%y")
+        .to_string();
+    let night = json!({"room_name": "ROOM7", "user_name": "user3", "date": date});
+    let mut with_admin = night.clone();
+    with_admin["is_admin"] = json!(true);
+    app.post("/book", with_admin)
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "malformed_request");
+    let bomb = format!(
+        r#"{{"room_name": "ROOM7", "user_name": "user3", "date": "{date}", "x": {}{}}}"#,
+        "[".repeat(32_000),
+        "]".repeat(32_000)
+    );
+    app.send_raw(Method::POST, "/book", &bomb)
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "malformed_request");
+    app.post("/rooms", json!({"name": "ROOM8", "is_admin": true}))
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "malformed_request");
+    assert_eq!(app.count("select count(*) from bookings").await, 0);
+    assert_eq!(
+        app.count("select count(*) from rooms where name = 'ROOM8'")
+            .await,
+        0
+    );
+    let booked = app.post("/book", night).await;
+    assert_eq!(booked.status, StatusCode::CREATED, "{}", booked.body);
+}
+
+/// A price is what its published pattern says, `^[0-9]{1,10}(\.[0-9]{1,2})?$`:
+/// no separators, exponents, signs or bare points; nothing is written.
+#[tokio::test]
+async fn prices_outside_their_pattern_are_refused() {
+    let app = TestApp::new().await;
+    let hotel = id(&app.create_hotel("Exact", "Nice", "UTC").await);
+    let room_type = id(&app.create_room_type(&hotel, "Double", 2).await);
+    let plan = id(&app.create_rate_plan(&hotel, "Flex", Some(24)).await);
+    let from = (Utc::now().date_naive() + Days::new(1)).to_string();
+    let to = (Utc::now().date_naive() + Days::new(3)).to_string();
+    for price in [
+        "1_0.0_5",
+        "1e5",
+        "+5",
+        ".5",
+        "-0",
+        "5.",
+        "1.234",
+        "12345678901",
+    ] {
+        let body = json!({"room_type_id": room_type, "rate_plan_id": plan, "from": from,
+                          "to": to, "price": price, "currency": "EUR"});
+        app.request(Method::PUT, &format!("/hotels/{hotel}/rates"), Some(body))
+            .await
+            .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    }
+    assert_eq!(app.count("select count(*) from daily_rates").await, 0);
+    app.put_rates(&hotel, &room_type, &plan, &from, &to, "9999999999.99")
+        .await;
+    assert_eq!(app.count("select count(*) from daily_rates").await, 2);
+}

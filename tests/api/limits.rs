@@ -279,3 +279,80 @@ async fn a_guest_holds_a_bounded_number_of_bookings_and_nights() {
         .await;
     assert_eq!(cancelled.status, StatusCode::NO_CONTENT);
 }
+
+/// 25 bookings sent at once by one guest, a night each in rooms of their
+/// own, against a limit of 20: exactly 20 are live, every other answer is
+/// `422 guest_limit`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_guest_limit_holds_under_concurrency() {
+    let limits = Limits {
+        booking: BookingLimits {
+            guest_live_bookings: 20,
+            ..BookingLimits::default()
+        },
+        ..test_limits()
+    };
+    let app = TestApp::with_limits(limits, 2).await;
+    let hotel = id(&app.create_hotel("Busy", "Nice", "UTC").await);
+    let room_type = id(&app.create_room_type(&hotel, "Single", 1).await);
+    let plan = id(&app.create_rate_plan(&hotel, "Flex", Some(24)).await);
+    for room in 0..25 {
+        app.create_room_of(&hotel, &room_type, &format!("S{room}"))
+            .await;
+    }
+    app.put_rates(&hotel, &room_type, &plan, &night(0), &night(30), "50.00")
+        .await;
+    let (_, token) = app.user_with_role("guest", Role::Guest).await;
+    let base = app.serve().await;
+    let client = reqwest::Client::new();
+    for round in 0..3 {
+        sqlx::raw_sql("delete from invoice_lines; delete from invoices; delete from bookings")
+            .execute(&app.pool)
+            .await
+            .expect("no bookings");
+        let requests = (0..25).map(|_| {
+            client
+                .post(format!("{base}/bookings"))
+                .bearer_auth(&token)
+                .json(
+                    &json!({"hotel_id": hotel, "room_type_id": room_type, "rate_plan_id": plan,
+                              "check_in": night(3), "check_out": night(4)}),
+                )
+                .send()
+        });
+        let answers = futures_join_all(requests).await;
+        let mut created = 0;
+        for answer in answers {
+            let answer = answer.expect("answered");
+            match answer.status().as_u16() {
+                201 => created += 1,
+                422 => {
+                    let body: Value = answer.json().await.expect("a problem");
+                    assert_eq!(body["code"], "guest_limit", "{body}");
+                }
+                other => panic!("round {round}: {other}"),
+            }
+        }
+        assert_eq!(created, 20, "round {round}");
+        assert_eq!(
+            app.count("select count(*) from live_bookings").await,
+            20,
+            "round {round}"
+        );
+    }
+}
+
+/// Runs every future at once and waits for all of them.
+async fn futures_join_all<F: std::future::Future + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut outputs = Vec::new();
+    for handle in handles {
+        outputs.push(handle.await.expect("the task ran"));
+    }
+    outputs
+}

@@ -182,3 +182,91 @@ async fn deletes_a_user_unless_bookings_refer_to_it() {
     );
     assert_eq!(app.count("select count(*) from bookings").await, 1);
 }
+
+const ADMINS: &str = "select count(*) from users where role = 'admin'";
+
+/// The only admin can neither give up its role nor delete itself: nobody
+/// could administer the service afterwards. With a second admin it can.
+#[tokio::test]
+async fn the_last_admin_keeps_its_role_and_its_record() {
+    let app = TestApp::new().await;
+    let me = format!("/users/{}", app.admin_id());
+    for role in ["guest", "staff"] {
+        app.patch(&me, json!({ "role": role }))
+            .await
+            .assert_problem(StatusCode::CONFLICT, "last_admin");
+    }
+    app.delete(&me)
+        .await
+        .assert_problem(StatusCode::CONFLICT, "last_admin");
+    assert_eq!(app.count(ADMINS).await, 1);
+    // A change that keeps the role is no demotion.
+    let renamed = app
+        .patch(&me, json!({ "role": "admin", "name": "root" }))
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
+
+    let (other, _) = app
+        .user_with_role("second", room_booking::domain::Role::Admin)
+        .await;
+    let demoted = app.patch(&me, json!({ "role": "staff" })).await;
+    assert_eq!(demoted.status, StatusCode::OK, "{}", demoted.body);
+    assert_eq!(app.count(ADMINS).await, 1);
+    // The remaining admin is the last one now.
+    let token = app
+        .keys
+        .mint(other, room_booking::domain::Role::Admin, 0)
+        .expect("a token");
+    app.request_as(
+        Some(&token),
+        Method::DELETE,
+        &format!("/users/{other}"),
+        None,
+    )
+    .await
+    .assert_problem(StatusCode::CONFLICT, "last_admin");
+    assert_eq!(app.count(ADMINS).await, 1);
+}
+
+/// Two admins demoting each other at once: one of them stays an admin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_admins_demoting_each_other_at_once_leave_one() {
+    let app = TestApp::new().await;
+    let base = app.serve().await;
+    let client = reqwest::Client::new();
+    for round in 0..10 {
+        let (one, one_token) = app
+            .user_with_role(&format!("one{round}"), room_booking::domain::Role::Admin)
+            .await;
+        let (two, two_token) = app
+            .user_with_role(&format!("two{round}"), room_booking::domain::Role::Admin)
+            .await;
+        // The harness's admin steps down first, so that these two are the last.
+        sqlx::query("update users set role = 'staff' where role = 'admin' and id <> all($1)")
+            .bind(vec![one, two])
+            .execute(&app.pool)
+            .await
+            .expect("leave two admins");
+        let demote = |token: String, target: uuid::Uuid| {
+            client
+                .patch(format!("{base}/users/{target}"))
+                .bearer_auth(token)
+                .json(&json!({ "role": "guest" }))
+                .send()
+        };
+        let (first, second) = tokio::join!(demote(one_token, two), demote(two_token, one));
+        let mut statuses = [
+            first.expect("answered").status().as_u16(),
+            second.expect("answered").status().as_u16(),
+        ];
+        statuses.sort_unstable();
+        assert_eq!(app.count(ADMINS).await, 1, "round {round}: {statuses:?}");
+        // The other is refused: as the last admin's demotion (409), or,
+        // arriving after it was demoted itself, for its ended token (401)
+        // or its role (403).
+        assert!(
+            statuses[0] == 200 && [401, 403, 409].contains(&statuses[1]),
+            "round {round}: {statuses:?}"
+        );
+    }
+}
