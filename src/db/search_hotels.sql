@@ -17,12 +17,14 @@ with open_types as materialized (
                                     where b.room_id = r.id and b.stay && $2::daterange))
 ),
 offers as (
-    -- Per open room type and rate plan: the stay's total, if every night is priced.
+    -- Per open room type and rate plan: the stay's total, if every night is
+    -- priced and the total fits a booking (numeric(12,2), as POST /bookings checks).
     select t.hotel_id, sum(d.price) as total, min(d.currency) as currency
     from open_types t
     join daily_rates d on d.room_type_id = t.id and d.date >= lower($2::daterange) and d.date < upper($2::daterange)
     group by t.hotel_id, t.id, d.rate_plan_id
     having count(*) = upper($2::daterange) - lower($2::daterange) and count(distinct d.currency) = 1
+       and sum(d.price) <= 9999999999.99
 ),
 cheapest as (
     select distinct on (hotel_id) hotel_id, total, currency from offers order by hotel_id, total

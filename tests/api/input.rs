@@ -105,6 +105,22 @@ async fn a_total_beyond_numeric_12_2_is_refused_before_anything_is_written() {
         )
         .await;
     two_nights.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    // The search offers only what can be booked: not the two nights.
+    let search = |nights: u64| {
+        format!(
+            "/hotels?city=Paris&check_in={from}&check_out={}&guests=2",
+            from + Days::new(nights)
+        )
+    };
+    let offers = app.get(&search(2)).await;
+    assert_eq!(offers.status, StatusCode::OK, "{}", offers.body);
+    assert_eq!(offers.body["items"], json!([]), "{}", offers.body);
+    let offers = app.get(&search(1)).await;
+    assert_eq!(
+        offers.body["items"][0]["cheapest_total"], "9999999999.99",
+        "{}",
+        offers.body
+    );
     assert_eq!(app.count("select count(*) from bookings").await, 0);
     assert_eq!(app.count("select count(*) from invoices").await, 0);
     let one_night = app
