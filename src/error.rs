@@ -41,6 +41,7 @@ pub enum ErrorCode {
     IdempotencyKeyInUse,
     IdempotencyKeyMismatch,
     PayloadTooLarge,
+    HeadersTooLarge,
     UnsupportedMediaType,
     TooManyRequests,
     ServiceUnavailable,
@@ -98,6 +99,11 @@ pub enum Error {
     /// `413 Content Too Large`.
     #[error("the request body is too large")]
     PayloadTooLarge,
+
+    /// `431 Request Header Fields Too Large`: the request line and headers
+    /// take more than the service reads.
+    #[error("the request line and headers take more than {0} bytes")]
+    HeadersTooLarge(usize),
 
     /// `415 Unsupported Media Type`: a JSON body without `content-type: application/json`.
     #[error("expected a body with content-type: application/json")]
@@ -166,6 +172,7 @@ impl Error {
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::Conflict { .. } | Error::Contention(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable | Error::DatabaseUnavailable { .. } => {
@@ -185,6 +192,7 @@ impl Error {
             Error::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
             Error::Contention(_) => ErrorCode::RoomAlreadyBooked,
             Error::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+            Error::HeadersTooLarge(_) => ErrorCode::HeadersTooLarge,
             Error::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             Error::TooManyRequests(_) => ErrorCode::TooManyRequests,
             Error::Unavailable | Error::DatabaseUnavailable { .. } => ErrorCode::ServiceUnavailable,

@@ -130,9 +130,30 @@ fn query_has_nul(query: &str) -> bool {
     query.as_bytes().windows(3).any(|window| window == b"%00") || query.contains('\0')
 }
 
-/// Reads a request before any handler: refuses NUL characters in the query
-/// string.
+/// The most a request line and its headers may take; beyond, `431`.
+pub const MAX_HEAD_BYTES: usize = 32 * 1024;
+
+/// The bytes of a request's line and headers, as sent (give or take the
+/// spaces HTTP allows around a header's value).
+fn head_bytes(request: &Request) -> usize {
+    let line = request.method().as_str().len()
+        + request
+            .uri()
+            .path_and_query()
+            .map_or(0, |path| path.as_str().len())
+        + " HTTP/1.1\r\n".len()
+        + 1;
+    request.headers().iter().fold(line, |bytes, (name, value)| {
+        bytes + name.as_str().len() + value.len() + ": \r\n".len()
+    })
+}
+
+/// Reads a request before any handler: refuses a head over
+/// [`MAX_HEAD_BYTES`] and NUL characters in the query string.
 pub async fn screen_request(request: Request, next: Next) -> Response {
+    if head_bytes(&request) > MAX_HEAD_BYTES {
+        return Error::HeadersTooLarge(MAX_HEAD_BYTES).into_response();
+    }
     if request.uri().query().is_some_and(query_has_nul) {
         return Error::Malformed("the query string contains a NUL character".into())
             .into_response();

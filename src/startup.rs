@@ -435,12 +435,15 @@ async fn serve(
     Ok(())
 }
 
-/// An HTTP/1.1 connection builder with the header-read timeout.
+/// An HTTP/1.1 connection builder with the header-read timeout; its read
+/// buffer stays near the bound of a request's head (`screen_request`
+/// answers a larger head `431`).
 fn http1_builder(header_read_timeout: Duration) -> http1::Builder {
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout)
+        .max_buf_size(crate::extract::MAX_HEAD_BYTES.max(64 * 1024))
         .keep_alive(true);
     builder
 }

@@ -275,3 +275,88 @@ fn settings_in_seconds_under_a_millisecond_are_refused() {
         );
     }
 }
+
+/// `serve` on the database of `url`, on a free port, until dropped.
+struct Served {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Served {
+    fn start(url: &str, settings: &[(&str, &str)]) -> Served {
+        use std::io::BufRead;
+        let mut child = room_booking(url)
+            .env("RUST_LOG", "info")
+            .envs(settings.iter().copied())
+            .args(["serve", "--bind", "127.0.0.1:0", "--no-migrate"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run room-booking serve");
+        let stderr = child.stderr.take().expect("its standard error");
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("it logs until it listens")
+                .expect("a line");
+            if let Some(rest) = line.split("addr=").nth(1) {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .expect("an address")
+                    .to_owned();
+            }
+        };
+        // Keep reading, so that the service never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Served { child, addr }
+    }
+
+    /// Sends `request` on a new connection and answers the status line.
+    fn status_line(&self, request: &[u8]) -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&self.addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("a timeout");
+        let _ = stream.write_all(request);
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A request's line and headers may take 32 KiB; a larger head answers `431`.
+#[tokio::test]
+async fn a_request_head_beyond_32_kib_answers_431() {
+    let app = TestApp::new().await;
+    let served = Served::start(&app.database_url(), &[]);
+    let request = |header_bytes: usize| {
+        format!(
+            "GET /health HTTP/1.1\r\nhost: x\r\nx-filler: {}\r\nconnection: close\r\n\r\n",
+            "a".repeat(header_bytes)
+        )
+        .into_bytes()
+    };
+    assert_eq!(served.status_line(&request(30 * 1024)), "HTTP/1.1 200 OK");
+    assert_eq!(
+        served.status_line(&request(40 * 1024)),
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    );
+    assert_eq!(
+        served.status_line(&request(400 * 1024)),
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    );
+}
