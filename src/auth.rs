@@ -378,3 +378,28 @@ where
             .map(TokenClaims)
     }
 }
+
+/// Checks of a user's current password (`PATCH /users/{self}`) per user: a
+/// burst, then one per period, as `/auth/*` per address, so that a stolen
+/// token cannot try password after password. Per process.
+#[derive(Clone)]
+pub struct PasswordChecks(Arc<governor::DefaultKeyedRateLimiter<Uuid>>);
+
+impl PasswordChecks {
+    pub fn new(burst: u32, period: Duration) -> PasswordChecks {
+        let burst = std::num::NonZeroU32::new(burst).unwrap_or(std::num::NonZeroU32::MIN);
+        let quota = governor::Quota::with_period(period.max(Duration::from_millis(1)))
+            .unwrap_or_else(|| governor::Quota::per_second(std::num::NonZeroU32::MIN))
+            .allow_burst(burst);
+        PasswordChecks(Arc::new(governor::RateLimiter::keyed(quota)))
+    }
+
+    /// Takes one check for `user`, or answers `429` with the seconds to wait.
+    pub fn take(&self, user: Uuid) -> Result<(), crate::error::Error> {
+        use governor::clock::{Clock, DefaultClock};
+        self.0.check_key(&user).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            crate::error::Error::TooManyRequests(wait.as_secs().max(1))
+        })
+    }
+}

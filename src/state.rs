@@ -8,7 +8,7 @@ use axum::extract::FromRef;
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
 
-use crate::auth::{Hashing, Keys};
+use crate::auth::{Hashing, Keys, PasswordChecks};
 use crate::db::book::{BookPool, BookQueue, book_pool};
 use crate::domain::booking::BookingLimits;
 use crate::metrics::Metrics;
@@ -21,6 +21,8 @@ pub struct AppState {
     pub book_pool: BookPool,
     pub keys: Arc<Keys>,
     pub hashing: Hashing,
+    /// Checks of a user's current password, per user.
+    pub password_checks: PasswordChecks,
     /// The slots public queries (search, availability) run in.
     pub public_queries: Arc<Semaphore>,
     pub limits: Limits,
@@ -87,6 +89,7 @@ impl AppState {
             pool,
             keys,
             hashing: Hashing::new(hash_slots, Duration::from_millis(500)),
+            password_checks: PasswordChecks::new(limits.auth_burst, limits.auth_period),
             public_queries: Arc::new(Semaphore::new(limits.public_queries.max(1))),
             limits,
             metrics: Metrics::new(),

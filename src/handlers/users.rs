@@ -173,6 +173,7 @@ pub async fn create(
         (status = 403, description = "Changing another user or a role without being an admin; a wrong current password"),
         (status = 404, description = "No such user, or another user for a guest"),
         (status = 409, description = "The name is taken (`already_exists`), or the last admin would lose its role (`last_admin`)"),
+        (status = 429, description = "Too many checks of the current password (`Retry-After`)"),
         (status = 422, description = "A bad name, email or password; no current password"),
         (status = 503, description = "Password hashing is busy (`Retry-After`)"),
     )
@@ -210,6 +211,7 @@ pub async fn update(
                     let current = change.current_password.ok_or_else(|| {
                         Error::validation("`current_password` is needed to change your password")
                     })?;
+                    state.password_checks.take(id)?;
                     if !state.hashing.verify(current, stored).await? {
                         return Err(Error::Forbidden);
                     }

@@ -453,6 +453,24 @@ async fn a_guest_sees_and_books_only_for_itself() {
     assert_eq!(booked.body["user_id"], guest.to_string());
     assert_eq!(booked.body["user_name"], "guest");
 
+    // Another name is refused alike whether that user exists or not: the
+    // answer is no way to learn the names there are.
+    let for_name =
+        |name: &str| json!({"room_name": "SEED", "user_name": name, "date": day(6).to_string()});
+    let existing = app
+        .request_as(token, Method::POST, "/book", Some(for_name("staff")))
+        .await;
+    let missing = app
+        .request_as(
+            token,
+            Method::POST,
+            "/book",
+            Some(for_name("nobody-by-this-name")),
+        )
+        .await;
+    assert_refusal(&existing, StatusCode::FORBIDDEN);
+    assert_eq!(existing.body, missing.body);
+
     let night = json!({"room_name": "SEED", "user_name": "guest", "date": day(5).to_string()});
     let booked = app
         .request_as(token, Method::POST, "/book", Some(night))

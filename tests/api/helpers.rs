@@ -517,6 +517,15 @@ impl TestApp {
         assert_eq!(response.status, StatusCode::OK, "{}", response.body);
     }
 
+    /// The id of the user named `name`.
+    pub async fn user_id(&self, name: &str) -> uuid::Uuid {
+        sqlx::query_scalar("select id from users where name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .expect("the user")
+    }
+
     /// A row count, for checking what a request left in the database.
     pub async fn count(&self, sql: &'static str) -> i64 {
         sqlx::query_scalar(sql)

@@ -356,3 +356,71 @@ where
     }
     outputs
 }
+
+/// A token cannot try password after password: a user's checks of its
+/// current password (`PATCH /users/{self}`) take the sign-in budget, per
+/// user; beyond it `429` with `Retry-After`, the right password too, and
+/// nothing changes. Another user's budget is its own.
+#[tokio::test]
+async fn checks_of_the_current_password_are_rate_limited_per_user() {
+    let limits = Limits {
+        auth_burst: 3,
+        auth_period: Duration::from_secs(600),
+        ..test_limits()
+    };
+    let app = TestApp::with_limits(limits, 2).await;
+    // Made by the admin, whose calls take no sign-in budget; tokens minted.
+    let user = |name: &'static str| {
+        let app = &app;
+        async move {
+            let created = app
+                .post(
+                    "/users",
+                    json!({"name": name, "password": "the right password"}),
+                )
+                .await;
+            assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+            let id = app.user_id(name).await;
+            (app.keys.mint(id, Role::Guest, 0).expect("a token"), id)
+        }
+    };
+    let (token, id) = user("mallory").await;
+    let change = |current: &str| json!({"password": "a new password", "current_password": current});
+    let path = format!("/users/{id}");
+    for _ in 0..3 {
+        app.request_as(Some(&token), Method::PATCH, &path, Some(change("a guess")))
+            .await
+            .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    }
+    let limited = app
+        .request_as(
+            Some(&token),
+            Method::PATCH,
+            &path,
+            Some(change("the right password")),
+        )
+        .await;
+    limited.assert_problem(StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+    assert!(
+        limited
+            .header("retry-after")
+            .parse::<u64>()
+            .is_ok_and(|s| s >= 1)
+    );
+    let (alices, alice) = user("alice").await;
+    let changed = app
+        .request_as(
+            Some(&alices),
+            Method::PATCH,
+            &format!("/users/{alice}"),
+            Some(change("the right password")),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    // Mallory's password is the one it had.
+    let body = json!({"name": "mallory", "password": "the right password"});
+    let again = app
+        .request_as(None, Method::POST, "/auth/token", Some(body))
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+}

@@ -166,13 +166,19 @@ pub async fn book_guest_night(
     in_transaction(conn, |tx| {
         let request = request.clone();
         Box::pin(async move {
-            sqlx::query!(
-                "select id from users where id = $1 for update",
+            // A guest books only for itself: another name is `NotYours`
+            // whether or not such a user exists, so that the answer tells
+            // nothing of the names there are.
+            let own = sqlx::query_scalar!(
+                "select name from users where id = $1 for update",
                 request.caller.id
             )
             .fetch_optional(&mut *tx)
             .await?;
-            book_night(tx, &request, &limits).await
+            match own {
+                Some(name) if name != request.user_name => Ok(NightBooking::NotYours),
+                _ => book_night(tx, &request, &limits).await,
+            }
         })
     })
     .await
