@@ -349,16 +349,7 @@ async fn serve(
     })?;
     let addr = listener.local_addr().map_err(StartupError::Serve)?;
     tracing::info!(%addr, "listening");
-    // Each connection takes a file; the pool, the logs and the managed
-    // PostgreSQL's pipes take a few more.
-    let open_files = raise_open_file_limit();
-    if let Some(open_files) = open_files.filter(|&n| n < u64::from(config.max_connections) + 64) {
-        tracing::warn!(
-            open_files,
-            max_connections = config.max_connections,
-            "the open-file limit is below MAX_CONNECTIONS; connections beyond it wait"
-        );
-    }
+    make_room_for(config.max_connections);
     let pruning = tokio::spawn(crate::idempotency::prune_expired_keys(state.pool.clone()));
     let (gave_up, watching) = watch_supervisor(supervisor, state.metrics.db_restarts.clone());
     tokio::pin!(gave_up);
@@ -417,13 +408,7 @@ async fn serve(
     }
     drop(listener);
     tracing::info!("shutting down: finishing the requests in flight");
-    let drain = config.request_timeout + Duration::from_secs(1);
-    if tokio::time::timeout(drain, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("requests still running after {drain:?}; stopping anyway");
-    }
+    drain(graceful, config.request_timeout + Duration::from_secs(1)).await;
     pruning.abort();
     if let Some(watching) = watching {
         watching.abort();
@@ -433,6 +418,30 @@ async fn serve(
     }
     tracing::info!("shut down");
     Ok(())
+}
+
+/// Raises the open-file limit for `max_connections` connections (each takes
+/// a file; the pool, the logs and the managed PostgreSQL's pipes a few more),
+/// and warns when it stays below.
+fn make_room_for(max_connections: u32) {
+    let open_files = raise_open_file_limit();
+    if let Some(open_files) = open_files.filter(|&n| n < u64::from(max_connections) + 64) {
+        tracing::warn!(
+            open_files,
+            max_connections,
+            "the open-file limit is below MAX_CONNECTIONS; connections beyond it wait"
+        );
+    }
+}
+
+/// Lets the requests in flight finish, for at most `limit`.
+async fn drain(graceful: GracefulShutdown, limit: Duration) {
+    if tokio::time::timeout(limit, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still running after {limit:?}; stopping anyway");
+    }
 }
 
 /// An HTTP/1.1 connection builder with the header-read timeout; its read

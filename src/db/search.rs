@@ -96,6 +96,17 @@ pub async fn hotel_availability(
             .collect())
     })
     .await?;
+    let availability = with_rate_offers(pool, types, stay).await?;
+    Ok((availability, total))
+}
+
+/// Each room type with the rate plans priced for every night of `stay`, in
+/// one currency: those that can be booked.
+async fn with_rate_offers(
+    pool: &PgPool,
+    types: Vec<RoomTypeAvailability>,
+    stay: Stay,
+) -> sqlx::Result<Vec<RoomTypeAvailability>> {
     let type_ids: Vec<Uuid> = types
         .iter()
         .map(|room_type| room_type.room_type_id)
@@ -150,5 +161,5 @@ pub async fn hotel_availability(
             })
             .collect();
     }
-    Ok((availability, total))
+    Ok(availability)
 }
