@@ -275,7 +275,7 @@ async fn mint_token(
     create_admin: bool,
     promote: bool,
 ) -> Result<(), StartupError> {
-    let user = Name::parse_identifier(user).map_err(StartupError::BadUserName)?;
+    let user = Name::parse(user).map_err(StartupError::BadUserName)?;
     let user = user.as_str();
     require_current_schema(pool).await?;
     let found = db::users::find_or_create_admin(pool, user, create_admin, promote)

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::database::ResultExt;
 use super::users::{UserBody, name_taken};
-use super::{NameSchema, created, parse_identifier};
+use super::{NameSchema, created, parse_name};
 use crate::auth::{Password, TOKEN_TTL_SECONDS};
 use crate::db::failure::constraints;
 use crate::db::users::{self, NewUser};
@@ -63,7 +63,7 @@ pub async fn register(
     Json(credentials): Json<Credentials>,
 ) -> Result<Response> {
     let new_user = NewUser {
-        name: parse_identifier("name", &credentials.name)?,
+        name: parse_name("name", &credentials.name)?,
         email: None,
         role: Role::Guest,
         password_hash: Some(state.hashing.hash(credentials.password).await?),

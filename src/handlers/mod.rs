@@ -186,13 +186,6 @@ fn parse_name(field: &str, text: &str) -> Result<String> {
         .map_err(|why| Error::validation(format!("`{field}` {why}")))
 }
 
-/// A user's or a room's name: a name in one script ([`Name::parse_identifier`]).
-fn parse_identifier(field: &str, text: &str) -> Result<String> {
-    Name::parse_identifier(text)
-        .map(Name::into_string)
-        .map_err(|why| Error::validation(format!("`{field}` {why}")))
-}
-
 /// `guests` between 1 and 100 (absent: 1).
 fn parse_guests(guests: Option<i32>) -> Result<i32> {
     Guests::parse(guests.unwrap_or(1))

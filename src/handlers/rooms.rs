@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::database::ResultExt;
-use super::{NameSchema, Page, Pagination, created, in_use, parse_identifier};
+use super::{NameSchema, Page, Pagination, created, in_use, parse_name};
 use crate::auth::{AuthUser, Staff};
 use crate::db::failure::constraints;
 use crate::db::rooms::{self, RoomUpdate};
@@ -129,7 +129,7 @@ pub async fn create(
     _: Staff,
     Json(room): Json<NewRoom>,
 ) -> Result<Response> {
-    let name = parse_identifier("name", &room.name)?;
+    let name = parse_name("name", &room.name)?;
     let room = rooms::create_room(&state.pool, &name, room.hotel_id, room.room_type_id)
         .await
         .on_constraint(constraints::ROOM_NAME_TAKEN, name_taken)?
@@ -166,7 +166,7 @@ pub async fn update(
     let name = change
         .name
         .as_deref()
-        .map(|name| parse_identifier("name", name))
+        .map(|name| parse_name("name", name))
         .transpose()?;
     match rooms::update_room(&state.pool, id, name.as_deref(), change.room_type_id)
         .await

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::database::ResultExt;
-use super::{NameSchema, Page, Pagination, created, in_use, parse_identifier};
+use super::{NameSchema, Page, Pagination, created, in_use, parse_name};
 use crate::auth::{Admin, AuthUser, Password, Staff};
 use crate::db::failure::constraints;
 use crate::db::users::{self, NewUser, UserChange, UserWrite};
@@ -145,7 +145,7 @@ pub async fn create(
     Json(user): Json<NewUserRequest>,
 ) -> Result<Response> {
     let new_user = NewUser {
-        name: parse_identifier("name", &user.name)?,
+        name: parse_name("name", &user.name)?,
         email: user.email.as_deref().map(parse_email).transpose()?,
         role: user.role.unwrap_or_default(),
         password_hash: match user.password {
@@ -192,7 +192,7 @@ pub async fn update(
     let name = change
         .name
         .as_deref()
-        .map(|name| parse_identifier("name", name))
+        .map(|name| parse_name("name", name))
         .transpose()?;
     let email = change
         .email
