@@ -648,7 +648,7 @@ pub const CLIENT: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 40_000);
 
 /// `url` with its database replaced by `database`.
-fn with_database(url: &str, database: &str) -> String {
+pub fn with_database(url: &str, database: &str) -> String {
     let (head, query) = match url.split_once('?') {
         Some((head, query)) => (head, format!("?{query}")),
         None => (url, String::new()),
